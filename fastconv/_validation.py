@@ -1,0 +1,322 @@
+"""Argument validation and coercion for the public API: the only place it happens.
+
+Every public function passes its arguments through these helpers before any
+kernel runs.  Errors name the argument, what it got and what is allowed.
+"""
+
+import numbers
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+ACCEPTED_DTYPES = "float32 or float64 (integer and bool inputs are promoted to float64)"
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def as_array(name, value):
+    """Return ``value`` as an ndarray of a numeric kind fastconv accepts.
+
+    Raises TypeError for float16, complex, object, string and other dtypes.
+    Integer and bool arrays are returned unchanged here and promoted by
+    :func:`result_dtype`.
+    """
+    arr = np.asarray(value)
+    kind = arr.dtype.kind
+    if kind in "biu" or arr.dtype in (np.float32, np.float64):
+        return arr
+    raise TypeError(
+        f"{name} has dtype {arr.dtype}; fastconv accepts {ACCEPTED_DTYPES}. "
+        f"Convert it with {name}.astype(np.float32) or .astype(np.float64)."
+    )
+
+
+def result_dtype(*arrays):
+    """The dtype a computation on ``arrays`` runs in: float32 or float64.
+
+    NumPy promotion among the float arrays; integer and bool arrays count as
+    float64.  So float32 with float32 stays float32, any float64 or integer
+    operand makes it float64.
+    """
+    dtypes = [a.dtype if a.dtype.kind == "f" else np.dtype(np.float64) for a in arrays]
+    return np.result_type(*dtypes)
+
+
+def as_kernel_array(arr, dtype):
+    """C-contiguous array of ``dtype`` for a kernel; copies only when needed.
+
+    The caller's array is never modified: kernels only read their inputs.
+    """
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_ndim(name, arr, ndim, layout):
+    if arr.ndim != ndim:
+        raise ValueError(
+            f"{name} must be a {ndim}-D array of shape {layout}; got {arr.ndim}-D "
+            f"array of shape {arr.shape}"
+        )
+
+
+def check_nonempty(name, arr, layout):
+    if arr.size == 0:
+        raise ValueError(
+            f"{name} must have every dimension >= 1 ({layout}); got shape {arr.shape}"
+        )
+
+
+# --------------------------------------------------------------------------- integers
+
+
+def as_int(name, value):
+    """A Python int from an integer scalar; bool, float and other types raise TypeError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int; got {value!r} of type {type(value).__name__}")
+    return operator.index(value)
+
+
+def as_tuple(name, value, n, minimum):
+    """Normalise an int or a length-``n`` sequence of ints to a tuple of ``n`` ints >= minimum."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != n:
+            raise ValueError(
+                f"{name} must be an int or a sequence of {n} ints; got {value!r}"
+            )
+        items = tuple(as_int(name, v) for v in value)
+    else:
+        items = (as_int(name, value),) * n
+    if any(v < minimum for v in items):
+        bound = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{name} must be {bound} (>= {minimum}); got {value!r}")
+    return items
+
+
+def as_shape(name, value, ndim, layout):
+    """A tuple of ``ndim`` positive ints describing an array shape."""
+    if not isinstance(value, (tuple, list)) and not (
+        isinstance(value, np.ndarray) and value.ndim == 1
+    ):
+        raise TypeError(f"{name} must be a tuple of {ndim} ints {layout}; got {value!r}")
+    if len(value) != ndim:
+        raise ValueError(f"{name} must have {ndim} entries {layout}; got {tuple(value)!r}")
+    shape = tuple(as_int(name, v) for v in value)
+    if any(v < 1 for v in shape):
+        raise ValueError(f"{name} entries must all be >= 1 {layout}; got {shape!r}")
+    return shape
+
+
+# --------------------------------------------------------------------------- convolution
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Shapes and hyper-parameters of one 2-D convolution, all validated.
+
+    1-D convolutions are represented with ``H = R = P = 1``, stride, dilation
+    1 and no padding along the height.
+    """
+
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    R: int
+    S: int
+    stride: tuple
+    dilation: tuple
+    pad_top_left: tuple
+    pad_bottom_right: tuple
+    groups: int
+    P: int
+    Q: int
+
+    @property
+    def input_shape(self):
+        return (self.N, self.C, self.H, self.W)
+
+    @property
+    def weight_shape(self):
+        return (self.K, self.C // self.groups, self.R, self.S)
+
+    @property
+    def output_shape(self):
+        return (self.N, self.K, self.P, self.Q)
+
+
+def _conv_padding(padding, stride, dilation, kernel, ndim):
+    """Return (before, after) padding tuples for ``ndim`` spatial dimensions."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            zeros = (0,) * ndim
+            return zeros, zeros
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(
+                    f"padding='same' requires stride 1 (as in PyTorch); got stride={stride}"
+                )
+            total = tuple(d * (k - 1) for d, k in zip(dilation, kernel))
+            before = tuple(t // 2 for t in total)
+            after = tuple(t - b for t, b in zip(total, before))
+            return before, after
+        raise ValueError(
+            f"padding must be an int, a tuple of {ndim} ints, 'valid' or 'same'; got {padding!r}"
+        )
+    pad = as_tuple("padding", padding, ndim, 0)
+    return pad, pad
+
+
+def conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups, spatial):
+    """Validate a convolution's shapes and hyper-parameters.
+
+    Parameters
+    ----------
+    input_shape, weight_shape : tuple of int
+        ``(N, C, H, W)`` and ``(K, C/groups, R, S)`` for ``spatial=2``;
+        ``(N, C, L)`` and ``(K, C/groups, S)`` for ``spatial=1``.
+    stride, padding, dilation, groups
+        As given by the user.
+    spatial : {1, 2}
+
+    Returns
+    -------
+    ConvGeometry
+    """
+    groups = as_int("groups", groups)
+    if groups < 1:
+        raise ValueError(f"groups must be positive; got {groups}")
+    stride = as_tuple("stride", stride, spatial, 1)
+    dilation = as_tuple("dilation", dilation, spatial, 1)
+    kernel = tuple(weight_shape[2:])
+    before, after = _conv_padding(padding, stride, dilation, kernel, spatial)
+
+    N, C = input_shape[:2]
+    K, Cw = weight_shape[:2]
+    if K % groups != 0:
+        raise ValueError(
+            f"weight has {K} output channels (weight.shape[0]), which is not divisible "
+            f"by groups={groups}"
+        )
+    if C != Cw * groups:
+        raise ValueError(
+            f"channel mismatch: input has C={C} channels but weight.shape[1]={Cw} "
+            f"with groups={groups} expects C = weight.shape[1] * groups = {Cw * groups}"
+        )
+    sizes = tuple(input_shape[2:])
+    out = []
+    for axis, (L, k, s, d, b, a) in enumerate(zip(sizes, kernel, stride, dilation, before, after)):
+        span = d * (k - 1) + 1
+        if L + b + a < span:
+            raise ValueError(
+                f"the dilated kernel (size {span} = dilation {d} * (kernel {k} - 1) + 1) is "
+                f"larger than the padded input (size {L} + padding {b + a} = {L + b + a}) "
+                f"along spatial axis {axis}"
+            )
+        out.append((L + b + a - span) // s + 1)
+
+    if spatial == 1:
+        return ConvGeometry(N, C, 1, sizes[0], K, 1, kernel[0], (1, stride[0]), (1, dilation[0]),
+                            (0, before[0]), (0, after[0]), groups, 1, out[0])
+    return ConvGeometry(N, C, sizes[0], sizes[1], K, kernel[0], kernel[1], stride, dilation,
+                        before, after, groups, out[0], out[1])
+
+
+def check_grad_output(grad_output, expected_shape):
+    if tuple(grad_output.shape) != tuple(expected_shape):
+        raise ValueError(
+            f"grad_output has shape {grad_output.shape}, but the convolution produces "
+            f"outputs of shape {tuple(expected_shape)}"
+        )
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """Shapes and hyper-parameters of one 2-D max-pool (1-D: H = kh = P = 1)."""
+
+    N: int
+    C: int
+    H: int
+    W: int
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    P: int
+    Q: int
+
+    @property
+    def output_shape(self):
+        return (self.N, self.C, self.P, self.Q)
+
+
+def _pool_out_size(L, k, s, p, d, ceil_mode):
+    """PyTorch's pooling_output_shape."""
+    num = L + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
+    out = num // s + 1
+    if ceil_mode and (out - 1) * s >= L + p:
+        out -= 1
+    return out
+
+
+def pool_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode, spatial):
+    """Validate a max-pool's hyper-parameters against ``input_shape``.
+
+    ``input_shape`` is ``(N, C, H, W)`` for ``spatial=2`` and ``(N, C, L)`` for 1.
+    """
+    kernel = as_tuple("kernel_size", kernel_size, spatial, 1)
+    stride = kernel if stride is None else as_tuple("stride", stride, spatial, 1)
+    padding = as_tuple("padding", padding, spatial, 0)
+    dilation = as_tuple("dilation", dilation, spatial, 1)
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise TypeError(f"ceil_mode must be a bool; got {ceil_mode!r}")
+    for k, p in zip(kernel, padding):
+        if p > k // 2:
+            raise ValueError(
+                f"padding must be at most half the kernel size; got padding={padding} "
+                f"for kernel_size={kernel}"
+            )
+    N, C = input_shape[:2]
+    sizes = tuple(input_shape[2:])
+    out = []
+    for axis, (L, k, s, p, d) in enumerate(zip(sizes, kernel, stride, padding, dilation)):
+        o = _pool_out_size(L, k, s, p, d, bool(ceil_mode))
+        if o < 1:
+            raise ValueError(
+                f"the pooling window (kernel {k}, dilation {d}) does not fit the padded "
+                f"input (size {L} + 2 * padding {p}) along spatial axis {axis}: output "
+                f"size would be {o}"
+            )
+        out.append(o)
+    if spatial == 1:
+        return PoolGeometry(N, C, 1, sizes[0], (1, kernel[0]), (1, stride[0]),
+                            (0, padding[0]), (1, dilation[0]), 1, out[0])
+    return PoolGeometry(N, C, sizes[0], sizes[1], kernel, stride, padding, dilation,
+                        out[0], out[1])
+
+
+def as_indices(indices, grad_output_shape, plane_size):
+    """Validate max-pool ``indices``: integer, same shape as grad_output, values in range.
+
+    Returns a C-contiguous int64 array.
+    """
+    idx = np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"indices must be an integer array (int64); got dtype {idx.dtype}")
+    if idx.shape != tuple(grad_output_shape):
+        raise ValueError(
+            f"indices has shape {idx.shape} but grad_output has shape {tuple(grad_output_shape)}; "
+            "they must match"
+        )
+    if idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= plane_size:
+            raise ValueError(
+                f"indices must lie in [0, {plane_size}) for input planes of {plane_size} "
+                f"elements; got values in [{lo}, {hi}]"
+            )
+    return np.ascontiguousarray(idx, dtype=np.int64)

@@ -1,0 +1,200 @@
+"""Register-blocked dot-product micro-kernels shared by the convolution kernels.
+
+Both compute small matrix products whose reduction runs innermost over a
+contiguous axis, so LLVM's loop vectoriser turns each reduction into vector
+FMAs.  A 4 x 4 block keeps 16 accumulators live, loads 8 values per step and
+reuses each of them 4 times.  Blocks that do not fill 4 x 4 fall back to
+single dot products.
+"""
+
+
+from ._jit import serial_helper
+
+
+@serial_helper
+def weights_times_panel(wmat, k0, Kg, panel, T, CRS, bias, out3, n, pix0):
+    """``out3[n, k0+k, pix0+t] = bias[k0+k] + sum_i wmat[k0+k, i] * panel[t, i]``.
+
+    Parameters
+    ----------
+    wmat : ndarray, shape (Kout, CRS)
+    k0, Kg : int
+        First output channel and number of output channels to compute.
+    panel : ndarray, shape (>= T, CRS)
+        Pixel-major patches (see ``_panels.pack_pixel_major``).
+    T, CRS : int
+        Pixels in the tile and reduction length.
+    bias : ndarray, shape (Kout,)
+    out3 : ndarray, shape (N, Kout, P*Q)
+        Written at ``[n, k0:k0+Kg, pix0:pix0+T]`` only.
+    n, pix0 : int
+    """
+    zero = panel.dtype.type(0)
+    t_main = T - T % 4
+    k_main = Kg - Kg % 4
+    for kb in range(0, k_main, 4):
+        k = k0 + kb
+        for t in range(0, t_main, 4):
+            a00 = zero
+            a01 = zero
+            a02 = zero
+            a03 = zero
+            a10 = zero
+            a11 = zero
+            a12 = zero
+            a13 = zero
+            a20 = zero
+            a21 = zero
+            a22 = zero
+            a23 = zero
+            a30 = zero
+            a31 = zero
+            a32 = zero
+            a33 = zero
+            for i in range(CRS):
+                w0 = wmat[k, i]
+                w1 = wmat[k + 1, i]
+                w2 = wmat[k + 2, i]
+                w3 = wmat[k + 3, i]
+                x0 = panel[t, i]
+                x1 = panel[t + 1, i]
+                x2 = panel[t + 2, i]
+                x3 = panel[t + 3, i]
+                a00 += w0 * x0
+                a01 += w0 * x1
+                a02 += w0 * x2
+                a03 += w0 * x3
+                a10 += w1 * x0
+                a11 += w1 * x1
+                a12 += w1 * x2
+                a13 += w1 * x3
+                a20 += w2 * x0
+                a21 += w2 * x1
+                a22 += w2 * x2
+                a23 += w2 * x3
+                a30 += w3 * x0
+                a31 += w3 * x1
+                a32 += w3 * x2
+                a33 += w3 * x3
+            pt = pix0 + t
+            out3[n, k, pt] = a00 + bias[k]
+            out3[n, k, pt + 1] = a01 + bias[k]
+            out3[n, k, pt + 2] = a02 + bias[k]
+            out3[n, k, pt + 3] = a03 + bias[k]
+            out3[n, k + 1, pt] = a10 + bias[k + 1]
+            out3[n, k + 1, pt + 1] = a11 + bias[k + 1]
+            out3[n, k + 1, pt + 2] = a12 + bias[k + 1]
+            out3[n, k + 1, pt + 3] = a13 + bias[k + 1]
+            out3[n, k + 2, pt] = a20 + bias[k + 2]
+            out3[n, k + 2, pt + 1] = a21 + bias[k + 2]
+            out3[n, k + 2, pt + 2] = a22 + bias[k + 2]
+            out3[n, k + 2, pt + 3] = a23 + bias[k + 2]
+            out3[n, k + 3, pt] = a30 + bias[k + 3]
+            out3[n, k + 3, pt + 1] = a31 + bias[k + 3]
+            out3[n, k + 3, pt + 2] = a32 + bias[k + 3]
+            out3[n, k + 3, pt + 3] = a33 + bias[k + 3]
+        for t in range(t_main, T):
+            for k in range(k0 + kb, k0 + kb + 4):
+                a = zero
+                for i in range(CRS):
+                    a += wmat[k, i] * panel[t, i]
+                out3[n, k, pix0 + t] = a + bias[k]
+    for k in range(k0 + k_main, k0 + Kg):
+        for t in range(T):
+            a = zero
+            for i in range(CRS):
+                a += wmat[k, i] * panel[t, i]
+            out3[n, k, pix0 + t] = a + bias[k]
+
+
+@serial_helper
+def grads_times_panel(dy3, n, k0, Kg, pix0, T, panel, CRS, acc):
+    """``acc[k0+k, i] += sum_t dy3[n, k0+k, pix0+t] * panel[i, t]``.
+
+    Parameters
+    ----------
+    dy3 : ndarray, shape (N, K, P*Q)
+        Output gradient.
+    n, k0, Kg, pix0, T : int
+        Image, first channel and number of channels, first pixel, pixels.
+    panel : ndarray, shape (CRS, >= T)
+        Tap-major patches (see ``_panels.pack_tap_major``).
+    CRS : int
+    acc : ndarray, shape (K, CRS)
+        Accumulated into at rows ``k0:k0+Kg``.
+    """
+    zero = panel.dtype.type(0)
+    i_main = CRS - CRS % 4
+    k_main = Kg - Kg % 4
+    for kb in range(0, k_main, 4):
+        k = k0 + kb
+        for i in range(0, i_main, 4):
+            a00 = zero
+            a01 = zero
+            a02 = zero
+            a03 = zero
+            a10 = zero
+            a11 = zero
+            a12 = zero
+            a13 = zero
+            a20 = zero
+            a21 = zero
+            a22 = zero
+            a23 = zero
+            a30 = zero
+            a31 = zero
+            a32 = zero
+            a33 = zero
+            for t in range(T):
+                d0 = dy3[n, k, pix0 + t]
+                d1 = dy3[n, k + 1, pix0 + t]
+                d2 = dy3[n, k + 2, pix0 + t]
+                d3 = dy3[n, k + 3, pix0 + t]
+                x0 = panel[i, t]
+                x1 = panel[i + 1, t]
+                x2 = panel[i + 2, t]
+                x3 = panel[i + 3, t]
+                a00 += d0 * x0
+                a01 += d0 * x1
+                a02 += d0 * x2
+                a03 += d0 * x3
+                a10 += d1 * x0
+                a11 += d1 * x1
+                a12 += d1 * x2
+                a13 += d1 * x3
+                a20 += d2 * x0
+                a21 += d2 * x1
+                a22 += d2 * x2
+                a23 += d2 * x3
+                a30 += d3 * x0
+                a31 += d3 * x1
+                a32 += d3 * x2
+                a33 += d3 * x3
+            acc[k, i] += a00
+            acc[k, i + 1] += a01
+            acc[k, i + 2] += a02
+            acc[k, i + 3] += a03
+            acc[k + 1, i] += a10
+            acc[k + 1, i + 1] += a11
+            acc[k + 1, i + 2] += a12
+            acc[k + 1, i + 3] += a13
+            acc[k + 2, i] += a20
+            acc[k + 2, i + 1] += a21
+            acc[k + 2, i + 2] += a22
+            acc[k + 2, i + 3] += a23
+            acc[k + 3, i] += a30
+            acc[k + 3, i + 1] += a31
+            acc[k + 3, i + 2] += a32
+            acc[k + 3, i + 3] += a33
+        for i in range(i_main, CRS):
+            for k in range(k0 + kb, k0 + kb + 4):
+                a = zero
+                for t in range(T):
+                    a += dy3[n, k, pix0 + t] * panel[i, t]
+                acc[k, i] += a
+    for k in range(k0 + k_main, k0 + Kg):
+        for i in range(CRS):
+            a = zero
+            for t in range(T):
+                a += dy3[n, k, pix0 + t] * panel[i, t]
+            acc[k, i] += a
