@@ -88,8 +88,9 @@ def _grad_weight(x, weight_shape, grad_output, stride, padding, dilation, groups
 def _grad_bias(grad_output, spatial):
     grad_output = _array("grad_output", grad_output, spatial)
     dtype = v.result_dtype(grad_output)
-    axes = (0, 2, 3) if spatial == 2 else (0, 2)
-    return grad_output.astype(dtype, copy=False).sum(axis=axes)
+    # C order first, so every memory layout sums in the same order (same bits)
+    g = v.as_kernel_array(grad_output, dtype)
+    return g.sum(axis=(0, 2, 3) if spatial == 2 else (0, 2))
 
 
 def _unlift_shape(shape, spatial):

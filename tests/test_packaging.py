@@ -1,0 +1,35 @@
+"""The wheel installs `fastconv` (with `fastconv.kernels`) and no other top-level package."""
+
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_wheel_has_only_fastconv_top_level(tmp_path):
+    pytest.importorskip("build")
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), str(ROOT)],
+                   check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("fastconv-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"fastconv"}, top
+    assert "fastconv/kernels/__init__.py" in names
+    assert "fastconv/kernels/conv2d_forward.py" in names
+    assert not any(n.startswith("kernels/") for n in names)
+
+    # the unpacked wheel imports and runs, without the source tree on the path
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = ("import fastconv, fastconv.kernels, numpy as np;"
+            "assert fastconv.__file__.startswith(%r);"
+            "print(fastconv.conv2d(np.ones((1,1,3,3)), np.ones((1,1,2,2))).sum())" % str(site))
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
+                         capture_output=True, text=True, env={"PYTHONPATH": str(site),
+                                                              "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "16.0"
