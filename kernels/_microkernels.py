@@ -108,15 +108,15 @@ def weights_times_panel(wmat, k0, Kg, panel, T, CRS, bias, out3, n, pix0):
 
 
 @serial_helper
-def grads_times_panel(dy3, n, k0, Kg, pix0, T, panel, CRS, acc):
-    """``acc[k0+k, i] += sum_t dy3[n, k0+k, pix0+t] * panel[i, t]``.
+def grads_times_panel(dyt, k0, Kg, panel, T, CRS, acc):
+    """``acc[k0+k, i] += sum_t dyt[k, t] * panel[i, t]``.
 
     Parameters
     ----------
-    dy3 : ndarray, shape (N, K, P*Q)
-        Output gradient.
-    n, k0, Kg, pix0, T : int
-        Image, first channel and number of channels, first pixel, pixels.
+    dyt : ndarray, shape (Kg, >= T)
+        Output-gradient tile of this group's channels.
+    k0, Kg, T : int
+        First output channel in ``acc``, number of channels, reduction length.
     panel : ndarray, shape (CRS, >= T)
         Tap-major patches (see ``_panels.pack_tap_major``).
     CRS : int
@@ -146,10 +146,10 @@ def grads_times_panel(dy3, n, k0, Kg, pix0, T, panel, CRS, acc):
             a32 = zero
             a33 = zero
             for t in range(T):
-                d0 = dy3[n, k, pix0 + t]
-                d1 = dy3[n, k + 1, pix0 + t]
-                d2 = dy3[n, k + 2, pix0 + t]
-                d3 = dy3[n, k + 3, pix0 + t]
+                d0 = dyt[kb, t]
+                d1 = dyt[kb + 1, t]
+                d2 = dyt[kb + 2, t]
+                d3 = dyt[kb + 3, t]
                 x0 = panel[i, t]
                 x1 = panel[i + 1, t]
                 x2 = panel[i + 2, t]
@@ -187,14 +187,14 @@ def grads_times_panel(dy3, n, k0, Kg, pix0, T, panel, CRS, acc):
             acc[k + 3, i + 2] += a32
             acc[k + 3, i + 3] += a33
         for i in range(i_main, CRS):
-            for k in range(k0 + kb, k0 + kb + 4):
+            for kk in range(kb, kb + 4):
                 a = zero
                 for t in range(T):
-                    a += dy3[n, k, pix0 + t] * panel[i, t]
-                acc[k, i] += a
-    for k in range(k0 + k_main, k0 + Kg):
+                    a += dyt[kk, t] * panel[i, t]
+                acc[k0 + kk, i] += a
+    for kk in range(k_main, Kg):
         for i in range(CRS):
             a = zero
             for t in range(T):
-                a += dy3[n, k, pix0 + t] * panel[i, t]
-            acc[k, i] += a
+                a += dyt[kk, t] * panel[i, t]
+            acc[k0 + kk, i] += a

@@ -1,20 +1,13 @@
-"""Packing of input patches into per-task panels (a tile of im2col, never all of it).
+"""Packing of input patches into per-task buffers (a band of im2col, never all of it).
 
-A *tile* is ``T`` consecutive output pixels of one image and one group, counted
-in the flattened ``P * Q`` output plane, so a tile of the output is contiguous
-in memory.  The patch of output pixel ``(p, q)`` at tap ``(c, r, s)`` reads the
-source element at row ``j = p*sh + r*dh - pt`` and column
-``i = q*sw + s*dw - pl`` of channel ``c``.  Sources may be *upsampled* by
-``(uh, uw)``: position ``j`` exists only when ``j % uh == 0`` and then reads
-source row ``j // uh`` (the input gradient of a strided convolution is a
-convolution over the stride-upsampled output gradient).  Positions outside the
-source read zero: that is the zero padding.
-
-Column index of tap ``(c, r, s)`` in a panel is ``(c*R + r)*S + s``, the order of
-a C-contiguous ``(K, C, R, S)`` weight reshaped to ``(K, C*R*S)``.
+A task covers output rows ``p0 <= p < p1`` of one image and one group.  Output
+pixel ``(p, q)`` at tap ``(r, s)`` and channel ``c`` reads the source element
+at row ``j = p*sh + r*dh - pt`` and column ``i = q*sw + s*dw - pl``.  Sources
+may be *upsampled* by ``(uh, uw)``: position ``j`` holds source row ``j // uh``
+when ``j % uh == 0`` and zero otherwise (the input gradient of a strided
+convolution is a convolution over the stride-upsampled output gradient).
+Positions outside the source read zero: that is the zero padding.
 """
-
-import numpy as np
 
 from ._jit import serial_helper
 
@@ -34,72 +27,108 @@ def source_index(pos, up, extent):
 
 
 @serial_helper
-def pack_pixel_major(src, n, c0, Cg, R, S, pix0, T, Q,
-                     sh, sw, dh, dw, pt, pl, uh, uw, panel):
-    """Fill ``panel[t, (c*R + r)*S + s]`` for the ``T`` pixels from ``pix0``.
+def gather_band(src, n, c0, Cg, j0, i0, uh, uw, band):
+    """Copy a zero-padded, channels-last window of ``src`` into ``band``.
 
-    Parameters
-    ----------
-    src : ndarray, shape (N, C, Hs, Ws), C-contiguous, float32 or float64
-    n, c0, Cg : int
-        Image, first channel of the group, channels per group.
-    R, S : int
-        Kernel height and width.
-    pix0, T, Q : int
-        First flattened output pixel, pixels in the tile, output width.
-    sh, sw, dh, dw, pt, pl, uh, uw : int
-        Stride, dilation, top/left padding and source upsampling.
-    panel : ndarray, shape (>= T, Cg*R*S), same dtype as ``src``
-        Written; rows ``T:`` are left untouched.
+    ``band[a, b, c] = src_up[n, c0 + c, j0 + a, i0 + b]`` (zero outside the
+    source), for the whole of ``band``'s shape ``(rows, cols, >= Cg)``.
+    Channels-last makes every tap of the panel a contiguous run of ``Cg``.
     """
     Hs = src.shape[2]
     Ws = src.shape[3]
-    zero = panel.dtype.type(0)
-    for t in range(T):
-        p = (pix0 + t) // Q
-        q = (pix0 + t) - p * Q
-        for c in range(Cg):
-            for r in range(R):
-                j = source_index(p * sh + r * dh - pt, uh, Hs)
-                base = (c * R + r) * S
-                if j < 0:
-                    for s in range(S):
-                        panel[t, base + s] = zero
-                else:
-                    for s in range(S):
-                        i = source_index(q * sw + s * dw - pl, uw, Ws)
-                        if i < 0:
-                            panel[t, base + s] = zero
-                        else:
-                            panel[t, base + s] = src[n, c0 + c, j, i]
+    rows = band.shape[0]
+    cols = band.shape[1]
+    zero = band.dtype.type(0)
+    for c in range(Cg):
+        for a in range(rows):
+            j = source_index(j0 + a, uh, Hs)
+            if j < 0:
+                for b in range(cols):
+                    band[a, b, c] = zero
+            elif uw == 1:
+                lo = min(max(0, -i0), cols)
+                hi = max(min(cols, Ws - i0), lo)
+                for b in range(lo):
+                    band[a, b, c] = zero
+                for b in range(lo, hi):
+                    band[a, b, c] = src[n, c0 + c, j, i0 + b]
+                for b in range(hi, cols):
+                    band[a, b, c] = zero
+            else:
+                for b in range(cols):
+                    i = source_index(i0 + b, uw, Ws)
+                    band[a, b, c] = src[n, c0 + c, j, i] if i >= 0 else zero
 
 
 @serial_helper
-def pack_tap_major(src, n, c0, Cg, R, S, pix0, T, Q,
-                   sh, sw, dh, dw, pt, pl, panel):
-    """Fill ``panel[(c*R + r)*S + s, t]``: the transpose of ``pack_pixel_major``.
+def pack_rows_from_band(band, rows, Q, R, S, Cg, sh, sw, dh, dw, panel):
+    """``panel[t, (r*S + s)*Cg + c] = band[a*sh + r*dh, q*sw + s*dw, c]``, t = a*Q + q.
 
-    Same parameters as :func:`pack_pixel_major` without upsampling; ``panel``
-    has shape ``(Cg*R*S, >= T)``.  Pixel-contiguous rows let a reduction over
-    output pixels (the weight gradient) run innermost and contiguous.
+    Parameters
+    ----------
+    band : ndarray, shape (rows_in, cols_in, Cg)
+        From :func:`gather_band`, whose origin is the band's first output row.
+    rows, Q : int
+        Output rows in the band and output width.
+    panel : ndarray, shape (>= rows*Q, R*S*Cg)
+        Pixel-major im2row panel; the column order matches a ``(K, R, S, C)``
+        weight reshaped to ``(K, R*S*C)``.
     """
-    Hs = src.shape[2]
-    Ws = src.shape[3]
+    for a in range(rows):
+        for q in range(Q):
+            t = a * Q + q
+            for r in range(R):
+                for s in range(S):
+                    base = (r * S + s) * Cg
+                    y = a * sh + r * dh
+                    x = q * sw + s * dw
+                    for c in range(Cg):
+                        panel[t, base + c] = band[y, x, c]
+
+
+@serial_helper
+def pack_tap_major(src, n, c0, Cg, R, S, p0, rows, Q,
+                   sh, sw, dh, dw, pt, pl, panel):
+    """Fill ``panel[(c*R + r)*S + s, a*Q + q]`` for output rows ``p0 <= p0 + a < p0 + rows``.
+
+    Pixel-contiguous rows let a reduction over output pixels (the weight
+    gradient) run innermost and contiguous.  Column ranges that fall in the
+    padding are computed once per row, so the copy loop has no branches.
+
+    Parameters
+    ----------
+    src : ndarray, shape (N, C, H, W)
+    n, c0, Cg, R, S : int
+        Image, first channel of the group, channels per group, kernel size.
+    p0, rows, Q : int
+        First output row, rows in the band, output width.
+    sh, sw, dh, dw, pt, pl : int
+        Stride, dilation, top/left padding.
+    panel : ndarray, shape (Cg*R*S, >= rows*Q)
+    """
+    H = src.shape[2]
+    W = src.shape[3]
     zero = panel.dtype.type(0)
     for c in range(Cg):
         for r in range(R):
             for s in range(S):
                 row = (c * R + r) * S + s
-                p = pix0 // Q
-                q = pix0 - p * Q
-                for t in range(T):
-                    j = p * sh + r * dh - pt
-                    i = q * sw + s * dw - pl
-                    if j >= 0 and j < Hs and i >= 0 and i < Ws:
-                        panel[row, t] = src[n, c0 + c, j, i]
+                off = s * dw - pl
+                # valid q: 0 <= q*sw + off < W
+                qlo = 0 if off >= 0 else (-off + sw - 1) // sw
+                qhi = 0 if W - off <= 0 else (W - off + sw - 1) // sw
+                qlo = min(qlo, Q)
+                qhi = min(max(qhi, qlo), Q)
+                for a in range(rows):
+                    t0 = a * Q
+                    j = (p0 + a) * sh + r * dh - pt
+                    if j < 0 or j >= H:
+                        for q in range(Q):
+                            panel[row, t0 + q] = zero
                     else:
-                        panel[row, t] = zero
-                    q += 1
-                    if q == Q:
-                        q = 0
-                        p += 1
+                        for q in range(qlo):
+                            panel[row, t0 + q] = zero
+                        for q in range(qlo, qhi):
+                            panel[row, t0 + q] = src[n, c0 + c, j, q * sw + off]
+                        for q in range(qhi, Q):
+                            panel[row, t0 + q] = zero

@@ -1,31 +1,43 @@
 """Work decomposition shared by the convolution kernels.
 
-Tile sizes and chunk counts depend only on the problem shape, never on the
+Band heights and chunk counts depend only on the problem shape, never on the
 number of threads, so results are bit-for-bit identical at any thread count.
 """
 
-#: Elements per panel: a panel of this many float64 values (256 KiB) fits in
-#: Zen 4's 1 MiB L2 with room for the weights and the output tile.
+#: Target elements per panel: 32768 float32 (128 KiB) or float64 (256 KiB)
+#: leaves room in Zen 4's 1 MiB L2 for the weights and the output tile.
 PANEL_ELEMENTS = 32768
+
+#: Target elements of panel plus output-gradient tile in the weight gradient.
+GRAD_WEIGHT_ELEMENTS = 131072
 
 #: Upper bound on the per-chunk partial sums of the weight gradient.
 MAX_CHUNKS = 8
 
 
-def tile_pixels(n_pixels, reduction):
-    """Number of output pixels per tile: a multiple of 4, at most ``n_pixels``.
+#: Reduction axes are zero-padded to a multiple of this many elements (one
+#: AVX-512 register of float32, two of float64) so the vectorised reduction
+#: loop never falls into its scalar remainder.
+VECTOR_PAD = 16
+
+
+def padded(n):
+    """``n`` rounded up to a multiple of :data:`VECTOR_PAD`."""
+    return (n + VECTOR_PAD - 1) // VECTOR_PAD * VECTOR_PAD
+
+
+def band_rows(P, Q, row_elements, budget=PANEL_ELEMENTS):
+    """Output rows per task so a band's buffer holds about ``budget`` elements.
 
     Parameters
     ----------
-    n_pixels : int
-        Output pixels per image plane (``P * Q``).
-    reduction : int
-        Panel row length (``C_per_group * R * S``).
+    P, Q : int
+        Output height and width.
+    row_elements : int
+        Buffer elements needed per output pixel.
     """
-    t = max(16, PANEL_ELEMENTS // max(reduction, 1))
-    t -= t % 4
-    return max(1, min(n_pixels, t))
+    return max(1, min(P, budget // max(Q * row_elements, 1)))
 
 
-def n_tiles(n_pixels, tile):
-    return (n_pixels + tile - 1) // tile
+def n_bands(P, rows):
+    return (P + rows - 1) // rows

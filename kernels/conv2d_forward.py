@@ -5,32 +5,35 @@ from numba import prange
 
 from ._jit import parallel_kernel
 from ._microkernels import weights_times_panel
-from ._panels import pack_pixel_major
-from ._tiling import tile_pixels
+from ._panels import gather_band, pack_rows_from_band
+from ._tiling import band_rows, padded
 
 
 @parallel_kernel
-def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, uh, uw, T):
-    """Generic packed convolution: ``out = conv(upsample(src), wmat) + bias``.
+def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, uh, uw, B):
+    """Generic packed convolution: ``out = conv(upsample(src), w) + bias``.
 
     Parameters
     ----------
     src : ndarray, shape (N, Cin, Hs, Ws), C-contiguous
-    wmat : ndarray, shape (Kout, (Cin // G) * R * S), C-contiguous
-        Column ``(c*R + r)*S + s`` multiplies tap ``(c, r, s)``.
+    wmat : ndarray, shape (Kout, L), C-contiguous, L >= R * S * (Cin // G)
+        Column ``(r*S + s)*Cg + c`` multiplies tap ``(r, s)`` of channel ``c``
+        (a ``(K, R, S, C)`` weight reshaped); columns past ``R*S*Cg`` are zero
+        padding that makes ``L`` a multiple of the vector width.
     bias : ndarray, shape (Kout,)
     out : ndarray, shape (N, Kout, P, Q), C-contiguous
         Overwritten entirely.
     G : int
-        Groups: output channels ``g*Kout/G ...`` see input channels
-        ``g*Cin/G ...``.
+        Groups: output channels ``g*Kg:(g+1)*Kg`` see input channels
+        ``g*Cg:(g+1)*Cg``.
     R, S, sh, sw, dh, dw, pt, pl, uh, uw : int
-        Kernel size, stride, dilation, top/left padding (may be negative,
-        which crops) and source upsampling (see ``_panels``).
-    T : int
-        Output pixels per tile.
+        Kernel size, stride, dilation, top/left padding (negative crops) and
+        source upsampling (see ``_panels``).
+    B : int
+        Output rows per task.
 
-    Each prange iteration owns one (image, group, tile) block of ``out``.
+    Each prange iteration owns one (image, group, band of B output rows)
+    block of ``out`` and its own band and panel buffers.
     """
     N = src.shape[0]
     Cg = src.shape[1] // G
@@ -38,21 +41,23 @@ def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, uh, uw, T
     Kg = Kout // G
     P = out.shape[2]
     Q = out.shape[3]
-    PQ = P * Q
-    CRS = Cg * R * S
-    ntiles = (PQ + T - 1) // T
-    out3 = out.reshape((N, Kout, PQ))
-    for task in prange(N * G * ntiles):
-        tile = task % ntiles
-        ng = task // ntiles
+    L = wmat.shape[1]
+    nb = (P + B - 1) // B
+    rows_in = (B - 1) * sh + (R - 1) * dh + 1
+    cols_in = (Q - 1) * sw + (S - 1) * dw + 1
+    out3 = out.reshape((N, Kout, P * Q))
+    for task in prange(N * G * nb):
+        b = task % nb
+        ng = task // nb
         g = ng % G
         n = ng // G
-        pix0 = tile * T
-        Tn = min(T, PQ - pix0)
-        panel = np.empty((T, CRS), dtype=src.dtype)
-        pack_pixel_major(src, n, g * Cg, Cg, R, S, pix0, Tn, Q,
-                         sh, sw, dh, dw, pt, pl, uh, uw, panel)
-        weights_times_panel(wmat, g * Kg, Kg, panel, Tn, CRS, bias, out3, n, pix0)
+        p0 = b * B
+        rows = min(B, P - p0)
+        band = np.empty((rows_in, cols_in, Cg), dtype=src.dtype)
+        panel = np.zeros((B * Q, L), dtype=src.dtype)  # padding columns stay zero
+        gather_band(src, n, g * Cg, Cg, p0 * sh - pt, -pl, uh, uw, band)
+        pack_rows_from_band(band, rows, Q, R, S, Cg, sh, sw, dh, dw, panel)
+        weights_times_panel(wmat, g * Kg, Kg, panel, rows * Q, L, bias, out3, n, p0 * Q)
 
 
 def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups):
@@ -70,7 +75,9 @@ def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups):
     groups : int
     """
     K, Cg, R, S = weight.shape
-    T = tile_pixels(out.shape[2] * out.shape[3], Cg * R * S)
-    conv_packed(x, weight.reshape(K, Cg * R * S), bias, out, groups, R, S,
-                stride[0], stride[1], dilation[0], dilation[1],
-                padding[0], padding[1], 1, 1, T)
+    P, Q = out.shape[2], out.shape[3]
+    wmat = np.zeros((K, padded(R * S * Cg)), dtype=weight.dtype)
+    wmat[:, :R * S * Cg] = weight.transpose(0, 2, 3, 1).reshape(K, R * S * Cg)
+    B = band_rows(P, Q, Cg * R * S)
+    conv_packed(x, wmat, bias, out, groups, R, S, stride[0], stride[1],
+                dilation[0], dilation[1], padding[0], padding[1], 1, 1, B)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._tiling import tile_pixels
+from ._tiling import band_rows, padded
 from .conv2d_forward import conv_packed
 
 
@@ -28,12 +28,14 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
     G = groups
     Kg = K // G
     C = Cg * G
+    # wmat[g*Cg + c, (r*S + s)*Kg + k] = weight[g*Kg + k, c, R-1-r, S-1-s]
     flipped = weight.reshape(G, Kg, Cg, R, S)[:, :, :, ::-1, ::-1]
-    wmat = np.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(C, Kg * R * S)
+    wmat = np.zeros((C, padded(R * S * Kg)), dtype=weight.dtype)
+    wmat[:, :R * S * Kg] = flipped.transpose(0, 2, 3, 4, 1).reshape(C, R * S * Kg)
     bias = np.zeros(C, dtype=grad_output.dtype)
     H, W = grad_input.shape[2], grad_input.shape[3]
-    T = tile_pixels(H * W, Kg * R * S)
+    B = band_rows(H, W, Kg * R * S)
     conv_packed(grad_output, wmat, bias, grad_input, G, R, S, 1, 1,
                 dilation[0], dilation[1],
                 dilation[0] * (R - 1) - padding[0], dilation[1] * (S - 1) - padding[1],
-                stride[0], stride[1], T)
+                stride[0], stride[1], B)

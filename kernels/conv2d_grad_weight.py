@@ -6,11 +6,11 @@ from numba import prange
 from ._jit import parallel_kernel
 from ._microkernels import grads_times_panel
 from ._panels import pack_tap_major
-from ._tiling import MAX_CHUNKS, n_tiles, tile_pixels
+from ._tiling import GRAD_WEIGHT_ELEMENTS, MAX_CHUNKS, band_rows, n_bands, padded
 
 
 @parallel_kernel
-def grad_weight_packed(x, dy, grad_w, G, R, S, sh, sw, dh, dw, pt, pl, T, nchunks):
+def grad_weight_packed(x, dy, grad_w, G, R, S, sh, sw, dh, dw, pt, pl, B, Tp, nchunks):
     """``grad_w[k, c, r, s] = sum_{n,p,q} dy[n,k,p,q] * x[n, g*Cg + c, p*sh + r*dh - pt, q*sw + s*dw - pl]``.
 
     Parameters
@@ -20,8 +20,11 @@ def grad_weight_packed(x, dy, grad_w, G, R, S, sh, sw, dh, dw, pt, pl, T, nchunk
     grad_w : ndarray, shape (K, C // G, R, S), C-contiguous; overwritten
     G, R, S, sh, sw, dh, dw, pt, pl : int
         Groups, kernel size, stride, dilation, top/left padding.
-    T : int
-        Output pixels per tile.
+    B : int
+        Output rows per task.
+    Tp : int
+        ``B * Q`` rounded up to a multiple of the vector width: the padded
+        length of each task's reduction.
     nchunks : int
         Number of partial sums.  Chunk ``ch`` owns ``partial[ch]`` and handles
         tasks ``ch, ch + nchunks, ...``; the partials are then added in chunk
@@ -31,28 +34,40 @@ def grad_weight_packed(x, dy, grad_w, G, R, S, sh, sw, dh, dw, pt, pl, T, nchunk
     Cg = x.shape[1] // G
     K = dy.shape[1]
     Kg = K // G
-    PQ = dy.shape[2] * dy.shape[3]
+    P = dy.shape[2]
     Q = dy.shape[3]
+    PQ = P * Q
     CRS = Cg * R * S
-    ntiles = (PQ + T - 1) // T
-    ntasks = N * G * ntiles
+    nb = (P + B - 1) // B
+    ntasks = N * G * nb
     dy3 = dy.reshape((N, K, PQ))
+    zero = x.dtype.type(0)
     partial = np.zeros((nchunks, K, CRS), dtype=x.dtype)
     for ch in prange(nchunks):
-        panel = np.empty((CRS, T), dtype=x.dtype)
+        panel = np.zeros((CRS, Tp), dtype=x.dtype)  # padding columns stay zero
+        dyt = np.zeros((Kg, Tp), dtype=x.dtype)
         acc = partial[ch]
         for task in range(ch, ntasks, nchunks):
-            tile = task % ntiles
-            ng = task // ntiles
+            b = task % nb
+            ng = task // nb
             g = ng % G
             n = ng // G
-            pix0 = tile * T
-            Tn = min(T, PQ - pix0)
-            pack_tap_major(x, n, g * Cg, Cg, R, S, pix0, Tn, Q,
+            p0 = b * B
+            rows = min(B, P - p0)
+            pack_tap_major(x, n, g * Cg, Cg, R, S, p0, rows, Q,
                            sh, sw, dh, dw, pt, pl, panel)
-            grads_times_panel(dy3, n, g * Kg, Kg, pix0, Tn, panel, CRS, acc)
+            T = rows * Q
+            for k in range(Kg):
+                for t in range(T):
+                    dyt[k, t] = dy3[n, g * Kg + k, p0 * Q + t]
+                for t in range(T, Tp):
+                    dyt[k, t] = zero
+            if T < Tp:
+                for i in range(CRS):
+                    for t in range(T, Tp):
+                        panel[i, t] = zero
+            grads_times_panel(dyt, g * Kg, Kg, panel, Tp, CRS, acc)
     gw = grad_w.reshape((K, CRS))
-    zero = x.dtype.type(0)
     for k in prange(K):
         for i in range(CRS):
             s = zero
@@ -76,10 +91,10 @@ def conv2d_grad_weight(x, grad_output, grad_weight, stride, padding, dilation, g
     """
     K, Cg, R, S = grad_weight.shape
     N = x.shape[0]
-    PQ = grad_output.shape[2] * grad_output.shape[3]
-    T = tile_pixels(PQ, Cg * R * S)
-    ntasks = N * groups * n_tiles(PQ, T)
+    P, Q = grad_output.shape[2], grad_output.shape[3]
+    B = band_rows(P, Q, Cg * R * S + K // groups, GRAD_WEIGHT_ELEMENTS)
+    ntasks = N * groups * n_bands(P, B)
     nchunks = max(1, min(MAX_CHUNKS, ntasks))
     grad_weight_packed(x, grad_output, grad_weight, groups, R, S,
                        stride[0], stride[1], dilation[0], dilation[1],
-                       padding[0], padding[1], T, nchunks)
+                       padding[0], padding[1], B, padded(B * Q), nchunks)
