@@ -263,6 +263,18 @@ def _pool_out_size(L, k, s, p, d, ceil_mode):
     return out
 
 
+def first_empty_window(L, k, s, p, d, n_out):
+    """Index of the first of ``n_out`` windows whose taps all fall in the padding, or None.
+
+    Only possible with dilation: taps ``o*s - p + t*d`` can step over the input.
+    """
+    for o in range(n_out):
+        start = o * s - p
+        if not any(0 <= start + t * d < L for t in range(k)):
+            return o
+    return None
+
+
 def pool_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode, spatial):
     """Validate a max-pool's hyper-parameters against ``input_shape``.
 
@@ -290,6 +302,14 @@ def pool_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode
                 f"the pooling window (kernel {k}, dilation {d}) does not fit the padded "
                 f"input (size {L} + 2 * padding {p}) along spatial axis {axis}: output "
                 f"size would be {o}"
+            )
+        empty = first_empty_window(L, k, s, p, d, o)
+        if empty is not None:
+            raise ValueError(
+                f"pooling window {empty} along spatial axis {axis} covers only padding "
+                f"(input size {L}, kernel {k}, stride {s}, padding {p}, dilation {d}): it has "
+                "no maximum to return. Reduce padding or dilation. (PyTorch returns -inf "
+                "with an index outside the input here.)"
             )
         out.append(o)
     if spatial == 1:

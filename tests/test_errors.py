@@ -57,6 +57,7 @@ w3 = np.zeros((6, 2, 3))
         (lambda: fastconv.max_pool2d(x4, 0), ValueError, r"kernel_size must be positive"),
         (lambda: fastconv.max_pool2d(x4, 2, stride=0), ValueError, r"stride must be positive"),
         (lambda: fastconv.max_pool2d(x4, 9), ValueError, r"pooling window .* does not fit"),
+        (lambda: fastconv.max_pool2d(np.zeros((1, 1, 1, 5)), 2, stride=1, padding=1, dilation=2), ValueError, r"pooling window 0 along spatial axis 0 covers only padding"),
         (lambda: fastconv.max_pool2d(x4, 2, ceil_mode=1), TypeError, r"ceil_mode must be a bool"),
         (lambda: fastconv.max_pool2d(x4, 2.0), TypeError, r"kernel_size must be an int"),
         (lambda: fastconv.max_pool2d_backward(np.zeros((2, 4, 4, 4)), np.zeros((2, 4, 4, 3), np.int64), (2, 4, 8, 8)), ValueError, r"indices has shape \(2, 4, 4, 3\) but grad_output has shape \(2, 4, 4, 4\)"),
