@@ -4,6 +4,7 @@ Every public function passes its arguments through these helpers before any
 kernel runs.  Errors name the argument, what it got and what is allowed.
 """
 
+import functools
 import numbers
 import operator
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ def as_array(name, value):
     )
 
 
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+
 def result_dtype(*arrays):
     """The dtype a computation on ``arrays`` runs in: float32 or float64.
 
@@ -40,8 +45,7 @@ def result_dtype(*arrays):
     float64.  So float32 with float32 stays float32, any float64 or integer
     operand makes it float64.
     """
-    dtypes = [a.dtype if a.dtype.kind == "f" else np.dtype(np.float64) for a in arrays]
-    return np.result_type(*dtypes)
+    return _F32 if all(a.dtype == _F32 for a in arrays) else _F64
 
 
 def as_kernel_array(arr, dtype):
@@ -168,6 +172,50 @@ def _conv_padding(padding, stride, dilation, kernel, ndim):
     return pad, pad
 
 
+def _key(args):
+    """A cache key that tells ``1``, ``1.0``, ``True`` and ``np.int64(1)`` apart.
+
+    Arguments are scalars or flat sequences (shapes, pairs); lists count as
+    tuples.  Unhashable values raise TypeError.
+    """
+    parts = []
+    for a in args:
+        if isinstance(a, (tuple, list)):
+            parts.append((tuple(a), tuple(map(type, a))))
+        else:
+            parts.append((a, type(a)))
+    key = tuple(parts)
+    hash(key)
+    return key
+
+
+def _cached(fn):
+    """Memoise a geometry function: layers call it with the same arguments every step.
+
+    Only successful results are cached (exceptions are raised afresh), the key
+    keeps argument types (so ``groups=True`` never hits ``groups=1``), and
+    unhashable arguments bypass the cache.
+    """
+    cache = {}
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        try:
+            key = _key(args)
+        except TypeError:
+            return fn(*args)
+        hit = cache.get(key)
+        if hit is None:
+            hit = fn(*args)
+            if len(cache) >= 1024:
+                cache.clear()
+            cache[key] = hit
+        return hit
+
+    return wrapper
+
+
+@_cached
 def conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups, spatial):
     """Validate a convolution's shapes and hyper-parameters.
 
@@ -275,6 +323,7 @@ def first_empty_window(L, k, s, p, d, n_out):
     return None
 
 
+@_cached
 def pool_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode, spatial):
     """Validate a max-pool's hyper-parameters against ``input_shape``.
 

@@ -71,3 +71,18 @@ w3 = np.zeros((6, 2, 3))
 def test_bad_input_raises(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_cached_geometry_keeps_argument_types():
+    """A valid call must not make an equal-hashing invalid argument pass later."""
+    fastconv.conv2d(x4, w4, groups=2, stride=1)
+    fastconv.conv2d(x4[:, :2], w4, groups=1)
+    with pytest.raises(TypeError, match="groups must be an int; got True"):
+        fastconv.conv2d(x4[:, :2], w4, groups=True)
+    with pytest.raises(TypeError, match="stride must be an int; got 1.0"):
+        fastconv.conv2d(x4, w4, groups=2, stride=1.0)
+    with pytest.raises(TypeError, match="stride must be an int; got True"):
+        fastconv.conv2d(x4, w4, groups=2, stride=(1, True))
+    fastconv.max_pool2d(x4, 2, ceil_mode=False)
+    with pytest.raises(TypeError, match="ceil_mode must be a bool"):
+        fastconv.max_pool2d(x4, 2, ceil_mode=0)
