@@ -1,0 +1,618 @@
+"""``python -m fastconv bench``: fastconv against im2col, the NumPy reference and PyTorch.
+
+Every implementation runs the shape suite of :mod:`fastconv._suite`; the
+table reports median times, fastconv's GFLOP/s (GB/s for pooling) and % of
+peak, and for each other implementation the ratio ``its time / fastconv's
+time`` (> 1 means fastconv is faster), with geometric means at the bottom.
+
+Measurement rules:
+
+* every measurement starts with an untimed warm-up call (Numba JIT
+  compilation, page faults), then takes up to ``--repeat`` samples with
+  :func:`time.perf_counter` within a time budget; tiny calls are looped so
+  that one sample lasts at least ``MIN_SAMPLE_S``;
+* implementations are measured one after another, never interleaved, so no
+  library's thread pool is still spinning while another one is timed;
+* PyTorch runs in a separate process (``python -m fastconv._bench
+  --torch-worker``, JSON spec on stdin, JSON timings on stdout), launched
+  before this process has started any thread pool: Numba's and PyTorch's
+  OpenMP pools spin against each other when they share a process;
+* Numba, BLAS (if ``threadpoolctl`` is installed) and PyTorch are all pinned
+  to ``--threads``.
+
+PyTorch's gradients are timed with ``torch.nn.grad.conv2d_input`` /
+``conv2d_weight``: both call ``aten.convolution_backward`` with a one-output
+mask, which is exactly what autograd runs for that gradient, minus building
+and walking the autograd graph, so it is the faster honest measure of the
+same work.  Pool backward is ``aten.max_pool2d_with_indices_backward``.
+"""
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+
+import numpy as np
+
+from . import _suite
+
+IMPLS = ("fastconv", "im2col", "reference", "torch")
+
+#: Tiny calls are repeated until one sample lasts this long.
+MIN_SAMPLE_S = 2e-3
+
+#: The NumPy reference runs only where one call should take less than this.
+REFERENCE_LIMIT_S = 1.0
+
+#: Rough speed of :mod:`fastconv.reference` for that estimate (measured on
+#: the suite: 0.5-10 GFLOP/s for convolutions, plus ~15 ms per group; pooling
+#: forward ~0.1 GB/s, backward ~1 GB/s).
+REFERENCE_FLOPS_PER_S = 1e9
+REFERENCE_S_PER_GROUP = 0.015
+REFERENCE_BYTES_PER_S = {"pool_forward": 1e8, "pool_backward": 1e9}
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def measure(fn, repeat, budget):
+    """Time ``fn()`` after one warm-up call.
+
+    Parameters
+    ----------
+    fn : callable
+        Called with no arguments.
+    repeat : int
+        Maximum number of samples.
+    budget : float
+        Seconds: stop taking samples once this much time has been spent on
+        them (at least one sample is always taken).
+
+    Returns
+    -------
+    dict
+        ``median_s`` and ``best_s`` per call, ``samples`` taken and
+        ``number`` of calls per sample.
+    """
+    fn()  # warm-up: JIT compilation is never timed
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
+    number = 1 if first >= MIN_SAMPLE_S else math.ceil(MIN_SAMPLE_S / max(first, 1e-7))
+    times = [first] if number == 1 else []
+    while len(times) < repeat and (not times or time.perf_counter() - start < budget):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return {"median_s": statistics.median(times), "best_s": min(times),
+            "samples": len(times), "number": number}
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def _jobs(conv_cases, pool_cases, example, dtypes, passes):
+    """(kind, case, dtype, pass) for every measurement, in table order."""
+    jobs = []
+    for dtype in dtypes:
+        for pass_ in passes:
+            if pass_ in _suite.CONV_PASSES:
+                jobs += [("conv", c, dtype, pass_) for c in conv_cases]
+            else:
+                jobs += [("pool", c, dtype, pass_) for c in pool_cases]
+        if example is not None and "forward" in passes:
+            jobs.append(("example", example, dtype, "forward"))
+    return jobs
+
+
+def _reference_estimate_s(case, pass_, dtype):
+    """Expected duration of one :mod:`fastconv.reference` call, in seconds."""
+    if pass_ in _suite.POOL_PASSES:
+        return case.work(pass_, dtype) / REFERENCE_BYTES_PER_S[pass_]
+    return case.flops / REFERENCE_FLOPS_PER_S + case.groups * REFERENCE_S_PER_GROUP
+
+
+def _numpy_call(module, case, pass_, dtype):
+    """A no-argument callable running ``pass_`` of ``case`` with ``module``'s functions."""
+    if pass_ in _suite.POOL_PASSES:
+        x, dy = case.arrays(dtype)
+        if pass_ == "pool_forward":
+            return lambda: module.max_pool2d(x, **case.kwargs)
+        _, idx = module.max_pool2d(x, **case.kwargs)
+        return lambda: module.max_pool2d_backward(dy, idx, case.input_shape)
+    x, w, dy = case.arrays(dtype)
+    kw = case.kwargs
+    if pass_ == "forward":
+        return lambda: module.conv2d(x, w, **kw)
+    if pass_ == "grad_input":
+        return lambda: module.conv2d_grad_input(case.input_shape, w, dy, **kw)
+    return lambda: module.conv2d_grad_weight(x, case.weight_shape, dy, **kw)
+
+
+def _torch_call(torch, case, pass_, dtype):
+    """The PyTorch equivalent of :func:`_numpy_call` (run under ``inference_mode``)."""
+    F = torch.nn.functional
+    if pass_ in _suite.POOL_PASSES:
+        x, dy = (torch.from_numpy(a) for a in case.arrays(dtype))
+        k, s, p = [case.kernel] * 2, [case.stride] * 2, [case.padding] * 2
+        if pass_ == "pool_forward":
+            return lambda: F.max_pool2d(x, k, s, p, return_indices=True)
+        _, idx = F.max_pool2d(x, k, s, p, return_indices=True)
+        backward = torch.ops.aten.max_pool2d_with_indices_backward
+        return lambda: backward(dy, x, k, s, p, [1, 1], False, idx)
+    x, w, dy = (torch.from_numpy(a) for a in case.arrays(dtype))
+    kw = case.kwargs
+    if pass_ == "forward":
+        return lambda: F.conv2d(x, w, None, **kw)
+    if pass_ == "grad_input":
+        return lambda: torch.nn.grad.conv2d_input(case.input_shape, w, dy, **kw)
+    return lambda: torch.nn.grad.conv2d_weight(x, case.weight_shape, dy, **kw)
+
+
+def _case_from(kind, fields):
+    return (_suite.PoolCase if kind == "pool" else _suite.ConvCase)(**fields)
+
+
+# --------------------------------------------------------------------------- PyTorch
+
+
+def torch_worker(stream_in=None, stream_out=None):
+    """Subprocess side: read a JSON spec, time each job with PyTorch, print JSON.
+
+    The spec holds ``threads``, ``repeat``, ``budget`` and ``jobs``, a list of
+    ``{"kind", "case" (dataclass fields), "dtype", "pass"}``.  The output holds
+    ``torch_version``, ``threads`` and ``timings`` (one dict or
+    ``{"error": ...}`` per job).
+    """
+    spec = json.load(stream_in or sys.stdin)
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    timings = []
+    with torch.inference_mode():
+        for job in spec["jobs"]:
+            case = _case_from(job["kind"], job["case"])
+            try:
+                fn = _torch_call(torch, case, job["pass"], job["dtype"])
+                timings.append(measure(fn, spec["repeat"], spec["budget"]))
+            except Exception as exc:  # report it in the table, keep going
+                timings.append({"error": f"{type(exc).__name__}: {exc}"})
+    json.dump({"torch_version": torch.__version__, "threads": torch.get_num_threads(),
+               "timings": timings}, stream_out or sys.stdout)
+
+
+def _run_torch(jobs, threads, repeat, budget):
+    """Time ``jobs`` with PyTorch in a child process; ``(timings, version)``."""
+    spec = {"threads": threads, "repeat": repeat, "budget": budget,
+            "jobs": [{"kind": k, "case": asdict(c), "dtype": d, "pass": p}
+                     for k, c, d, p in jobs]}
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    proc = subprocess.run([sys.executable, "-m", "fastconv._bench", "--torch-worker"],
+                          input=json.dumps(spec), capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"PyTorch worker failed:\n{proc.stderr[-2000:]}")
+    out = json.loads(proc.stdout)
+    return out["timings"], out["torch_version"]
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _pin_threads(threads):
+    """Pin Numba (and BLAS, if threadpoolctl is installed); describe what was done."""
+    import numba
+
+    numba.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return "unpinned (install threadpoolctl to pin)"
+    threadpool_limits(limits=threads, user_api="blas")
+    return str(threads)
+
+
+def _implementation(impl):
+    if impl == "fastconv":
+        import fastconv
+
+        return fastconv
+    if impl == "im2col":
+        from . import _im2col
+
+        return _im2col
+    from . import reference
+
+    return reference
+
+
+def _wants(impl, kind, case, pass_, dtype):
+    if impl == "im2col":
+        return kind != "pool"
+    if impl == "reference":
+        return _reference_estimate_s(case, pass_, dtype) < REFERENCE_LIMIT_S
+    return True
+
+
+def _cpu_seconds():
+    """(CPU-seconds used by the whole machine, by this process and its children).
+
+    The machine's figure comes from /proc/stat (Linux); None elsewhere.
+    """
+    t = os.times()
+    own = t.user + t.system + t.children_user + t.children_system
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None, own
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), own
+
+
+def run(jobs, impls, threads, repeat, budget, log=sys.stderr):
+    """Measure ``jobs`` with each of ``impls``; return (records, metadata).
+
+    ``metadata["other_cpu_s"]`` is the CPU time other processes used while
+    this ran: when it is large, the machine was shared and timings suffer.
+    """
+    machine0, own0 = _cpu_seconds()
+    wall0 = time.perf_counter()
+    meta = {"threads": threads, "repeat": repeat, "budget_s": budget,
+            "peak_gflops": _suite.PEAK_GFLOPS, "peak_gbps": _suite.PEAK_GBPS}
+    timings = {}
+    if "torch" in impls:
+        print(f"PyTorch: {len(jobs)} measurements in a subprocess ...", file=log, flush=True)
+        t_jobs, meta["torch_version"] = _run_torch(jobs, threads, repeat, budget)
+        timings.update({("torch", i): t for i, t in enumerate(t_jobs)})
+    meta["blas_threads"] = _pin_threads(threads)
+    for impl in (i for i in IMPLS if i in impls and i != "torch"):
+        module = _implementation(impl)
+        todo = [i for i, (k, c, d, p) in enumerate(jobs) if _wants(impl, k, c, p, d)]
+        print(f"{impl}: {len(todo)} measurements ...", file=log, flush=True)
+        for i in todo:
+            kind, case, dtype, pass_ = jobs[i]
+            try:
+                fn = _numpy_call(module, case, pass_, dtype)
+                timings[(impl, i)] = measure(fn, repeat, budget)
+            except Exception as exc:  # report it in the table, keep going
+                timings[(impl, i)] = {"error": f"{type(exc).__name__}: {exc}"}
+    machine1, own1 = _cpu_seconds()
+    meta["elapsed_s"] = time.perf_counter() - wall0
+    if machine0 is not None:
+        meta["other_cpu_s"] = max(0.0, (machine1 - machine0) - (own1 - own0))
+    import numba
+
+    try:
+        meta["numba_threading_layer"] = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run
+        meta["numba_threading_layer"] = "?"
+    records = []
+    for (impl, i), t in sorted(timings.items(), key=lambda kv: (kv[0][1], IMPLS.index(kv[0][0]))):
+        kind, case, dtype, pass_ = jobs[i]
+        records.append(_record(impl, kind, case, dtype, pass_, t))
+    return records, meta
+
+
+def _record(impl, kind, case, dtype, pass_, timing):
+    rec = {"impl": impl, "kind": kind, "case": case.id, "geometry": case.describe(),
+           "dtype": dtype, "pass": pass_, **timing}
+    if "median_s" in timing:
+        work = case.work(pass_, dtype)
+        if kind == "pool":
+            rec["gbps"] = work / timing["median_s"] / 1e9
+            rec["pct_peak"] = 100 * rec["gbps"] / _suite.PEAK_GBPS
+        else:
+            rec["gflops"] = work / timing["median_s"] / 1e9
+            rec["pct_peak"] = 100 * rec["gflops"] / _suite.PEAK_GFLOPS[dtype]
+    return rec
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _fmt_time(t):
+    """``'45.2 ms'``, ``'3.15 us'``, ``'1.20 s'``; ``'-'`` for a missing time."""
+    if t is None:
+        return "-"
+    scale, unit = (1.0, "s") if t >= 1 else (1e-3, "ms") if t >= 1e-3 else (1e-6, "us")
+    v = t / scale
+    return f"{v:.{2 if v < 10 else 1 if v < 100 else 0}f} {unit}"
+
+
+def _fmt_ratio(other, fast):
+    return "-" if other is None or fast is None else f"{other / fast:.2f}"
+
+
+def _geomean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def _index(records):
+    """``{(case, dtype, pass): {impl: median_s}}`` over the records that succeeded."""
+    table = {}
+    for r in records:
+        if "median_s" in r:
+            table.setdefault((r["case"], r["dtype"], r["pass"]), {})[r["impl"]] = r["median_s"]
+    return table
+
+
+def summarise(records):
+    """Geometric-mean speed-ups per (pass, dtype) and the im2col acceptance check.
+
+    Returns
+    -------
+    list of dict
+        One per (pass, dtype), with ``geomean_x_<impl>`` (the geometric mean
+        over shapes of impl's time / fastconv's time) for each other impl,
+        and for im2col also ``min_x_im2col``, ``slowest_vs_im2col`` (the
+        shape of that minimum) and ``wins_vs_im2col`` ("won/total").  The
+        worked example is left out.
+    """
+    times = _index(r for r in records if r["kind"] != "example")
+    rows = []
+    for pass_ in _suite.PASSES:
+        for dtype in _suite.DTYPES:
+            cells = {c: t for (c, d, p), t in times.items()
+                     if (d, p) == (dtype, pass_) and "fastconv" in t}
+            if not cells:
+                continue
+            row = {"pass": pass_, "dtype": dtype}
+            for impl in IMPLS[1:]:
+                ratios = {c: t[impl] / t["fastconv"] for c, t in cells.items() if impl in t}
+                if not ratios:
+                    continue
+                row[f"geomean_x_{impl}"] = _geomean(list(ratios.values()))
+                if impl == "im2col":
+                    worst = min(ratios, key=ratios.get)
+                    won = sum(v > 1 for v in ratios.values())
+                    row.update(min_x_im2col=ratios[worst], slowest_vs_im2col=worst,
+                               wins_vs_im2col=f"{won}/{len(ratios)}")
+            rows.append(row)
+    return rows
+
+
+def _line(cells, widths, left=(0, 1)):
+    """Join cells into fixed-width columns, right-aligned except those in ``left``."""
+    return "".join(f"{c:<{w}}" if i in left else f"{c:>{w}}"
+                   for i, (c, w) in enumerate(zip(cells, widths)))
+
+
+def _section(dtype, pass_, cases, times, rates):
+    """Table lines of one (dtype, pass): one row per case."""
+    pool = pass_ in _suite.POOL_PASSES
+    others = ("torch", "reference") if pool else ("im2col", "torch", "reference")
+    if pool:
+        peak, unit = f"{_suite.PEAK_GBPS:g} GB/s DRAM", "GB/s"
+    else:
+        peak, unit = f"{_suite.PEAK_GFLOPS[dtype]:g} GFLOP/s", "GFLOP/s"
+    head = ["shape", "geometry", "fastconv", unit, "%peak"]
+    for impl in others:
+        head += [impl, "x " + impl[:3] if impl == "reference" else "x " + impl]
+    widths = [20, 26, 10, 9, 7] + [10, 10] * len(others)
+    lines = ["", f"== {pass_}, {dtype} (peak {peak}) ==", _line(head, widths)]
+    for case, geometry in cases.items():
+        t = times.get((case, dtype, pass_), {})
+        fast = t.get("fastconv")
+        rate, pct = rates.get((case, dtype, pass_), (None, None))
+        row = [case, geometry, _fmt_time(fast),
+               "-" if rate is None else f"{rate:.1f}", "-" if pct is None else f"{pct:.1f}%"]
+        for impl in others:
+            row += [_fmt_time(t.get(impl)), _fmt_ratio(t.get(impl), fast)]
+        lines.append(_line(row, widths))
+    return lines
+
+
+def format_table(records, summary, meta):
+    """The report printed by ``fastconv bench``, as one string."""
+    times = _index(records)
+    rates = {(r["case"], r["dtype"], r["pass"]): (r.get("gbps", r.get("gflops")), r["pct_peak"])
+             for r in records if r["impl"] == "fastconv" and "median_s" in r}
+    sections = {}
+    for r in records:
+        if r["kind"] != "example":
+            sections.setdefault((r["dtype"], r["pass"]), {})[r["case"]] = r["geometry"]
+    lines = _header(meta)
+    for (dtype, pass_), cases in sections.items():
+        lines += _section(dtype, pass_, cases, times, rates)
+    lines += _example_lines(records, times)
+    lines += _summary_lines(summary)
+    errors = [r for r in records if "error" in r]
+    lines += [f"error: {r['impl']} {r['pass']} {r['case']} {r['dtype']}: {r['error']}"
+              for r in errors]
+    return "\n".join(lines)
+
+
+def _header(meta):
+    return [
+        f"fastconv {meta['fastconv_version']} | numba {meta['numba_version']} "
+        f"({meta['numba_threading_layer']} threading layer) | numpy {meta['numpy_version']} | "
+        f"torch {meta.get('torch_version', 'not measured')} (separate process)",
+        f"CPU: {meta['cpu']} | threads: {meta['threads']} (numba, torch), "
+        f"BLAS: {meta['blas_threads']}",
+        f"median of up to {meta['repeat']} samples per measurement "
+        f"({meta['budget_s']:g} s budget), after one warm-up call",
+        _load_line(meta),
+        "'x impl' = impl's median time / fastconv's: > 1 means fastconv is faster.",
+        "reference = fastconv.reference (computes in float64 whatever the input dtype), "
+        "only where a call takes < ~1 s.",
+    ]
+
+
+def _load_line(meta):
+    other = meta.get("other_cpu_s")
+    if other is None:
+        return "other processes' CPU use during the run: unknown"
+    share = other / (meta["elapsed_s"] * (os.cpu_count() or 1))
+    warning = "  WARNING: machine shared, timings unreliable" if share > 0.05 else ""
+    return (f"other processes used {other:.0f} CPU-s during the {meta['elapsed_s']:.0f} s run "
+            f"({100 * share:.0f}% of the machine){warning}")
+
+
+def _example_lines(records, times):
+    rows = [r for r in records if r["kind"] == "example" and r["impl"] == "fastconv"
+            and "median_s" in r]
+    if not rows:
+        return []
+    lines = ["", "== worked example: conv2d call latency, 1x1x3x3 input, 1x1x2x2 filter =="]
+    for r in rows:
+        t = times[(r["case"], r["dtype"], r["pass"])]
+        cells = [f"{impl} {_fmt_time(t.get(impl))} (x {_fmt_ratio(t.get(impl), t['fastconv'])})"
+                 for impl in IMPLS[1:] if impl in t]
+        lines.append(f"{r['dtype']:<9} fastconv {_fmt_time(t['fastconv'])} | " + " | ".join(cells))
+    return lines
+
+
+def _summary_lines(summary):
+    widths = [15, 9, 10, 7, 28, 9, 9]
+    lines = ["", "== geometric mean over shapes of (other time / fastconv time) ==",
+             _line(["pass", "dtype", "x im2col", "wins", "  worst vs im2col", "x torch",
+                    "x ref"], widths, left=(0, 1, 4))]
+    for row in summary:
+        def g(impl, row=row):
+            v = row.get(f"geomean_x_{impl}")
+            return "-" if v is None else f"{v:.2f}"
+
+        worst = (f"  {row['min_x_im2col']:.2f} ({row['slowest_vs_im2col']})"
+                 if "min_x_im2col" in row else "  -")
+        lines.append(_line([row["pass"], row["dtype"], g("im2col"),
+                            row.get("wins_vs_im2col", "-"), worst, g("torch"), g("reference")],
+                           widths, left=(0, 1, 4)))
+    return lines
+
+
+def plot(records, path):
+    """Bar chart of fastconv/im2col/torch/reference GFLOP/s (GB/s for pools) per shape.
+
+    One panel per (pass, dtype); log scale; the dashed line marks the peak.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("--plot needs matplotlib: pip install 'fastconv[bench]'") from None
+    panels = {}
+    for r in records:
+        if r["kind"] != "example" and "pct_peak" in r:
+            panels.setdefault((r["pass"], r["dtype"]), []).append(r)
+    passes = [p for p in _suite.PASSES if any(k[0] == p for k in panels)]
+    dtypes = [d for d in _suite.DTYPES if any(k[1] == d for k in panels)]
+    fig, axes = plt.subplots(len(passes), len(dtypes), squeeze=False,
+                             figsize=(7 * len(dtypes), 3.2 * len(passes)))
+    for (pass_, dtype), recs in panels.items():
+        ax = axes[passes.index(pass_)][dtypes.index(dtype)]
+        cases = list(dict.fromkeys(r["case"] for r in recs))
+        impls = [i for i in IMPLS if any(r["impl"] == i for r in recs)]
+        width = 0.8 / len(impls)
+        pool = pass_ in _suite.POOL_PASSES
+        for j, impl in enumerate(impls):
+            vals = {r["case"]: r.get("gbps", r.get("gflops")) for r in recs if r["impl"] == impl}
+            xs = [i + j * width for i, c in enumerate(cases) if c in vals]
+            ax.bar(xs, [vals[c] for c in cases if c in vals], width, label=impl,
+                   color=f"C{IMPLS.index(impl)}")
+        ax.axhline(_suite.PEAK_GBPS if pool else _suite.PEAK_GFLOPS[dtype], ls="--", c="k", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cases))], cases,
+                      rotation=35, ha="right", fontsize=7)
+        ax.set_title(f"{pass_}, {dtype}", fontsize=9)
+        ax.set_ylabel("GB/s" if pool else "GFLOP/s")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="fastconv bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dtype", choices=("float32", "float64", "both"), default="both")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for numba, BLAS and torch (default: all cores)")
+    p.add_argument("--shapes", nargs="+", metavar="SUBSTRING",
+                   help="only cases whose id contains one of these")
+    p.add_argument("--passes", nargs="+", choices=_suite.PASSES, default=list(_suite.PASSES))
+    p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    p.add_argument("--no-reference", action="store_true", help="skip fastconv.reference")
+    p.add_argument("--quick", action="store_true",
+                   help="two tiny conv shapes and one pool, few repeats, no torch (smoke test)")
+    p.add_argument("--repeat", type=int, default=None, help="max samples per measurement (7)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds of sampling per measurement (1.0)")
+    p.add_argument("--plot", metavar="FILE.png", help="draw GFLOP/s per shape (needs matplotlib)")
+    p.add_argument("--json", metavar="FILE", help="save every measurement as JSON")
+    return p
+
+
+def _metadata(threads):
+    import numba
+
+    import fastconv
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"fastconv_version": fastconv.__version__, "numba_version": numba.__version__,
+            "numpy_version": np.__version__, "python": platform.python_version(),
+            "cpu": f"{cpu}, {os.cpu_count()} logical cores"}
+
+
+def main(argv=None):
+    """Entry point of ``python -m fastconv bench``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    import numba
+
+    threads = args.threads or numba.config.NUMBA_NUM_THREADS
+    if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        raise SystemExit(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}")
+    if args.quick:
+        conv, pool, example = _suite.QUICK_CONV_CASES, _suite.QUICK_POOL_CASES, None
+    else:
+        conv, pool, example = _suite.CONV_CASES, _suite.POOL_CASES, _suite.EXAMPLE
+    conv, pool = _suite.select(conv, args.shapes), _suite.select(pool, args.shapes)
+    if example is not None and _suite.select([example], args.shapes) == ():
+        example = None
+    dtypes = _suite.DTYPES if args.dtype == "both" else (args.dtype,)
+    jobs = _jobs(conv, pool, example, dtypes, args.passes)
+    if not jobs:
+        raise SystemExit("no benchmark matches --shapes/--passes")
+    impls = set(IMPLS)
+    if args.no_torch or args.quick or importlib.util.find_spec("torch") is None:
+        impls.discard("torch")
+    if args.no_reference:
+        impls.discard("reference")
+    repeat = args.repeat or (3 if args.quick else 7)
+    budget = args.budget if args.budget is not None else (0.05 if args.quick else 1.0)
+
+    records, meta = run(jobs, impls, threads, repeat, budget)
+    meta.update(_metadata(threads))
+    summary = summarise(records)
+    print(format_table(records, summary, meta))
+    print(f"\ntotal time {meta['elapsed_s']:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "results": records, "summary": summary}, f, indent=1)
+    if args.plot:
+        plot(records, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--torch-worker"]:
+        torch_worker()
+    else:
+        sys.exit(main(sys.argv[1:]))

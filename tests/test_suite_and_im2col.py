@@ -1,0 +1,93 @@
+"""The benchmark harness: its shape suite, its im2col baseline and ``fastconv bench --quick``."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastconv import _im2col, _suite
+from fastconv import reference as ref
+from fastconv._suite import ConvCase
+
+SMALL = [
+    ConvCase("worked_example", 1, 1, 3, 3, 1, 2, 2),
+    ConvCase("plain", 2, 3, 9, 8, 4, 3, 3),
+    ConvCase("padded", 2, 3, 7, 7, 5, 3, 3, padding=1),
+    ConvCase("strided", 2, 4, 11, 10, 3, 3, 2, stride=2, padding=1),
+    ConvCase("dilated", 1, 2, 12, 12, 3, 3, 3, padding=2, dilation=2),
+    ConvCase("grouped", 2, 8, 9, 9, 6, 3, 3, stride=2, padding=1, groups=2),
+    ConvCase("depthwise", 2, 6, 8, 8, 6, 3, 3, padding=1, groups=6),
+    ConvCase("pointwise_s2", 2, 5, 8, 8, 7, 1, 1, stride=2),
+    ConvCase("window_larger_than_stride", 1, 3, 10, 10, 2, 5, 5, stride=3, padding=2),
+]
+
+
+def _atol(n_terms, dtype):
+    # uniform [-1, 1] inputs: a sum of n products errs by at most n * eps.
+    return 4.0 * n_terms * float(np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", SMALL, ids=lambda c: c.id)
+def test_im2col_matches_reference(case, dtype):
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1, 1, case.input_shape).astype(dtype)
+    w = rng.uniform(-1, 1, case.weight_shape).astype(dtype)
+    dy = rng.uniform(-1, 1, case.output_shape).astype(dtype)
+    Cg, Kg = case.C // case.groups, case.K // case.groups
+    checks = [
+        (_im2col.conv2d(x, w, **case.kwargs), ref.conv2d(x, w, **case.kwargs),
+         Cg * case.R * case.S),
+        (_im2col.conv2d_grad_input(case.input_shape, w, dy, **case.kwargs),
+         ref.conv2d_grad_input(case.input_shape, w, dy, **case.kwargs), Kg * case.R * case.S),
+        (_im2col.conv2d_grad_weight(x, case.weight_shape, dy, **case.kwargs),
+         ref.conv2d_grad_weight(x, case.weight_shape, dy, **case.kwargs),
+         case.N * case.P * case.Q),
+    ]
+    for got, want, n_terms in checks:
+        assert got.dtype == dtype  # same-dtype baseline, unlike the float64 reference
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=0, atol=_atol(n_terms, dtype))
+
+
+def test_suite_ids_are_unique_and_readable():
+    cases = _suite.CONV_CASES + _suite.POOL_CASES + (_suite.EXAMPLE,)
+    ids = [c.id for c in cases]
+    assert len(set(ids)) == len(ids)
+    assert all(i.isidentifier() and i.islower() for i in ids)
+
+
+@pytest.mark.parametrize("case", _suite.CONV_CASES + (_suite.EXAMPLE,), ids=lambda c: c.id)
+def test_conv_case_geometry_and_flops(case):
+    # One image and one filter per group: cheap, and the same P x Q.
+    small = ConvCase(case.id, 1, case.groups, case.H, case.W, case.groups, case.R, case.S,
+                     case.stride, case.padding, case.dilation, case.groups)
+    y = ref.conv2d(np.zeros(small.input_shape), np.zeros(small.weight_shape), **small.kwargs)
+    assert y.shape[2:] == (case.P, case.Q)
+    macs = np.prod(case.output_shape) * (case.C // case.groups) * case.R * case.S
+    assert case.flops == 2 * macs
+
+
+@pytest.mark.parametrize("case", _suite.POOL_CASES, ids=lambda c: c.id)
+def test_pool_case_geometry(case):
+    out, _ = ref.max_pool2d(np.zeros((1, 1, case.H, case.W)), **case.kwargs)
+    assert out.shape[2:] == (case.P, case.Q)
+
+
+def test_bench_quick_writes_json(tmp_path):
+    path = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "fastconv", "bench", "--quick", "--json",
+                           str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "geometric mean" in proc.stdout
+    data = json.loads(path.read_text())
+    assert data["meta"]["threads"] >= 1
+    results = data["results"]
+    assert {r["impl"] for r in results} == {"fastconv", "im2col", "reference"}
+    assert {r["pass"] for r in results} == set(_suite.PASSES)
+    assert {r["dtype"] for r in results} == set(_suite.DTYPES)
+    assert all(r["median_s"] > 0 and r["pct_peak"] > 0 for r in results)
+    assert {(s["pass"], s["dtype"]) for s in data["summary"]} == {
+        (p, d) for p in _suite.PASSES for d in _suite.DTYPES}
