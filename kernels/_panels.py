@@ -2,10 +2,7 @@
 
 A task covers output rows ``p0 <= p < p1`` of one image and one group.  Output
 pixel ``(p, q)`` at tap ``(r, s)`` and channel ``c`` reads the source element
-at row ``j = p*sh + r*dh - pt`` and column ``i = q*sw + s*dw - pl``.  Sources
-may be *upsampled* by ``(uh, uw)``: position ``j`` holds source row ``j // uh``
-when ``j % uh == 0`` and zero otherwise (the input gradient of a strided
-convolution is a convolution over the stride-upsampled output gradient).
+at row ``j = p*sh + r*dh - pt`` and column ``i = q*sw + s*dw - pl``.
 Positions outside the source read zero: that is the zero padding.
 """
 
@@ -13,24 +10,10 @@ from ._jit import serial_helper
 
 
 @serial_helper
-def source_index(pos, up, extent):
-    """Return the source index read at upsampled position ``pos``, or -1 for zero."""
-    if pos < 0:
-        return -1
-    if up != 1:
-        if pos % up != 0:
-            return -1
-        pos = pos // up
-    if pos >= extent:
-        return -1
-    return pos
-
-
-@serial_helper
-def gather_band(src, n, c0, Cg, j0, i0, uh, uw, band):
+def gather_band(src, n, c0, Cg, j0, i0, band):
     """Copy a zero-padded, channels-last window of ``src`` into ``band``.
 
-    ``band[a, b, c] = src_up[n, c0 + c, j0 + a, i0 + b]`` (zero outside the
+    ``band[a, b, c] = src[n, c0 + c, j0 + a, i0 + b]`` (zero outside the
     source), for the whole of ``band``'s shape ``(rows, cols, >= Cg)``.
     Channels-last makes every tap of the panel a contiguous run of ``Cg``.
     """
@@ -39,25 +22,21 @@ def gather_band(src, n, c0, Cg, j0, i0, uh, uw, band):
     rows = band.shape[0]
     cols = band.shape[1]
     zero = band.dtype.type(0)
+    lo = min(max(0, -i0), cols)
+    hi = max(min(cols, Ws - i0), lo)
     for c in range(Cg):
         for a in range(rows):
-            j = source_index(j0 + a, uh, Hs)
-            if j < 0:
+            j = j0 + a
+            if j < 0 or j >= Hs:
                 for b in range(cols):
                     band[a, b, c] = zero
-            elif uw == 1:
-                lo = min(max(0, -i0), cols)
-                hi = max(min(cols, Ws - i0), lo)
+            else:
                 for b in range(lo):
                     band[a, b, c] = zero
                 for b in range(lo, hi):
                     band[a, b, c] = src[n, c0 + c, j, i0 + b]
                 for b in range(hi, cols):
                     band[a, b, c] = zero
-            else:
-                for b in range(cols):
-                    i = source_index(i0 + b, uw, Ws)
-                    band[a, b, c] = src[n, c0 + c, j, i] if i >= 0 else zero
 
 
 @serial_helper

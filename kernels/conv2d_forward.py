@@ -7,11 +7,13 @@ from ._jit import parallel_kernel
 from ._microkernels import weights_times_panel
 from ._panels import gather_band, pack_rows_from_band
 from ._tiling import band_rows, padded
+from .depthwise_conv2d import depthwise_direct
 
 
 @parallel_kernel
-def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, uh, uw, B):
-    """Generic packed convolution: ``out = conv(upsample(src), w) + bias``.
+def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B,
+                P, Q, oh0, ow0, osh, osw):
+    """Generic packed convolution: ``out[placed] = conv(src, w) + bias``.
 
     Parameters
     ----------
@@ -21,31 +23,30 @@ def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, uh, uw, B
         (a ``(K, R, S, C)`` weight reshaped); columns past ``R*S*Cg`` are zero
         padding that makes ``L`` a multiple of the vector width.
     bias : ndarray, shape (Kout,)
-    out : ndarray, shape (N, Kout, P, Q), C-contiguous
-        Overwritten entirely.
+    out : ndarray, shape (N, Kout, Ho, Wo), C-contiguous
+        Output pixel ``(p, q)`` is written at ``[oh0 + p*osh, ow0 + q*osw]``;
+        nothing else is touched.
     G : int
         Groups: output channels ``g*Kg:(g+1)*Kg`` see input channels
         ``g*Cg:(g+1)*Cg``.
-    R, S, sh, sw, dh, dw, pt, pl, uh, uw : int
-        Kernel size, stride, dilation, top/left padding (negative crops) and
-        source upsampling (see ``_panels``).
+    R, S, sh, sw, dh, dw, pt, pl : int
+        Kernel size, stride, dilation, top/left padding (negative crops).
     B : int
         Output rows per task.
+    P, Q, oh0, ow0, osh, osw : int
+        Output size and placement in ``out``.
 
     Each prange iteration owns one (image, group, band of B output rows)
-    block of ``out`` and its own band and panel buffers.
+    block of the output and its own band and panel buffers.
     """
     N = src.shape[0]
     Cg = src.shape[1] // G
     Kout = out.shape[1]
     Kg = Kout // G
-    P = out.shape[2]
-    Q = out.shape[3]
     L = wmat.shape[1]
     nb = (P + B - 1) // B
     rows_in = (B - 1) * sh + (R - 1) * dh + 1
     cols_in = (Q - 1) * sw + (S - 1) * dw + 1
-    out3 = out.reshape((N, Kout, P * Q))
     for task in prange(N * G * nb):
         b = task % nb
         ng = task // nb
@@ -55,9 +56,24 @@ def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, uh, uw, B
         rows = min(B, P - p0)
         band = np.empty((rows_in, cols_in, Cg), dtype=src.dtype)
         panel = np.zeros((B * Q, L), dtype=src.dtype)  # padding columns stay zero
-        gather_band(src, n, g * Cg, Cg, p0 * sh - pt, -pl, uh, uw, band)
+        gather_band(src, n, g * Cg, Cg, p0 * sh - pt, -pl, band)
         pack_rows_from_band(band, rows, Q, R, S, Cg, sh, sw, dh, dw, panel)
-        weights_times_panel(wmat, g * Kg, Kg, panel, rows * Q, L, bias, out3, n, p0 * Q)
+        weights_times_panel(wmat, g * Kg, Kg, panel, rows * Q, L, bias, out, n,
+                            p0, Q, oh0, ow0, osh, osw)
+
+
+def weight_matrix(weight_krsc):
+    """``(Kout, R, S, Cg)`` weights as a ``(Kout, L)`` matrix, zero-padded to the vector width."""
+    K = weight_krsc.shape[0]
+    n = weight_krsc[0].size
+    wmat = np.zeros((K, padded(n)), dtype=weight_krsc.dtype)
+    wmat[:, :n] = weight_krsc.reshape(K, n)
+    return wmat
+
+
+def is_depthwise(weight, groups):
+    """One input and one output channel per group: the direct kernel's case."""
+    return weight.shape[1] == 1 and weight.shape[0] == groups
 
 
 def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups):
@@ -76,8 +92,11 @@ def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups):
     """
     K, Cg, R, S = weight.shape
     P, Q = out.shape[2], out.shape[3]
-    wmat = np.zeros((K, padded(R * S * Cg)), dtype=weight.dtype)
-    wmat[:, :R * S * Cg] = weight.transpose(0, 2, 3, 1).reshape(K, R * S * Cg)
+    if is_depthwise(weight, groups):
+        depthwise_direct(x, weight.reshape(K, R, S), bias, out, stride[0], stride[1],
+                         dilation[0], dilation[1], padding[0], padding[1], P, Q, 0, 0, 1, 1)
+        return
+    wmat = weight_matrix(weight.transpose(0, 2, 3, 1))
     B = band_rows(P, Q, Cg * R * S)
     conv_packed(x, wmat, bias, out, groups, R, S, stride[0], stride[1],
-                dilation[0], dilation[1], padding[0], padding[1], 1, 1, B)
+                dilation[0], dilation[1], padding[0], padding[1], B, P, Q, 0, 0, 1, 1)

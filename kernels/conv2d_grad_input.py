@@ -1,18 +1,51 @@
-"""Input gradient of ``conv2d``: the transposed convolution."""
+"""Input gradient of ``conv2d``: a transposed convolution, one stride phase at a time."""
+
+import math
 
 import numpy as np
 
-from ._tiling import band_rows, padded
-from .conv2d_forward import conv_packed
+from ._tiling import band_rows
+from .conv2d_forward import conv_packed, is_depthwise, weight_matrix
+from .depthwise_conv2d import depthwise_direct
+
+
+def stride_phase(a, stride, dilation, pad, kernel, n_out, size):
+    """The taps and geometry of input positions ``a, a + stride, ...`` along one axis.
+
+    Input position ``x = a + stride*i`` receives ``grad_output[p] * w[r]`` for
+    every tap ``r`` with ``x + pad - r*dilation == p*stride``.  Those taps are
+    evenly spaced, so phase ``a`` is a stride-1 correlation of ``grad_output``
+    with the flipped sub-kernel of its taps: no multiplication by the zeros of
+    a stride-upsampled gradient.
+
+    Returns
+    -------
+    taps : list of int
+        Kernel taps in the order the sub-correlation uses them (decreasing).
+    dil, pad_before : int
+        Dilation and top/left padding of the sub-correlation over grad_output.
+    count : int
+        Number of input positions in this phase.
+    """
+    count = (size - a + stride - 1) // stride
+    taps = [r for r in range(kernel) if (a + pad - r * dilation) % stride == 0]
+    taps.reverse()
+    if not taps or count <= 0:
+        return [], 1, 0, max(count, 0)
+    step = stride // math.gcd(stride, dilation)
+    dil = dilation * step // stride
+    pad_before = -((a + pad - taps[0] * dilation) // stride)
+    return taps, dil, pad_before, count
 
 
 def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation, groups):
     """Write dL/dx into ``grad_input``.
 
-    Computed as a convolution of the stride-upsampled ``grad_output`` with the
-    spatially flipped weight whose in/out channels are swapped within each
-    group, padded by ``dilation*(R-1) - padding``.  Every element of
-    ``grad_input`` is a gather: no two iterations write the same element.
+    For each of the ``stride[0] * stride[1]`` phases of input positions, run
+    the forward engine over ``grad_output`` with the phase's flipped
+    sub-kernel (in/out channels swapped within each group) and place its
+    output at that phase's positions.  Positions that no window covers get
+    zero.  Every element of ``grad_input`` is written by exactly one task.
 
     Parameters
     ----------
@@ -28,14 +61,27 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
     G = groups
     Kg = K // G
     C = Cg * G
-    # wmat[g*Cg + c, (r*S + s)*Kg + k] = weight[g*Kg + k, c, R-1-r, S-1-s]
-    flipped = weight.reshape(G, Kg, Cg, R, S)[:, :, :, ::-1, ::-1]
-    wmat = np.zeros((C, padded(R * S * Kg)), dtype=weight.dtype)
-    wmat[:, :R * S * Kg] = flipped.transpose(0, 2, 3, 4, 1).reshape(C, R * S * Kg)
-    bias = np.zeros(C, dtype=grad_output.dtype)
     H, W = grad_input.shape[2], grad_input.shape[3]
-    B = band_rows(H, W, Kg * R * S)
-    conv_packed(grad_output, wmat, bias, grad_input, G, R, S, 1, 1,
-                dilation[0], dilation[1],
-                dilation[0] * (R - 1) - padding[0], dilation[1] * (S - 1) - padding[1],
-                stride[0], stride[1], B)
+    P, Q = grad_output.shape[2], grad_output.shape[3]
+    bias = np.zeros(C, dtype=grad_output.dtype)
+    # wt[g*Cg + c, r, s, k] = weight[g*Kg + k, c, r, s]
+    wt = weight.reshape(G, Kg, Cg, R, S).transpose(0, 2, 3, 4, 1).reshape(C, R, S, Kg)
+    for ah in range(stride[0]):
+        rows, dil_h, pt, Hp = stride_phase(ah, stride[0], dilation[0], padding[0], R, P, H)
+        for aw in range(stride[1]):
+            cols, dil_w, pl, Wp = stride_phase(aw, stride[1], dilation[1], padding[1], S, Q, W)
+            if Hp == 0 or Wp == 0:
+                continue
+            if not rows or not cols:
+                grad_input[:, :, ah::stride[0], aw::stride[1]] = 0
+                continue
+            sub = wt[:, rows][:, :, cols]
+            if is_depthwise(weight, G):
+                depthwise_direct(grad_output, np.ascontiguousarray(sub[:, :, :, 0]), bias,
+                                 grad_input, 1, 1, dil_h, dil_w, pt, pl, Hp, Wp,
+                                 ah, aw, stride[0], stride[1])
+                continue
+            wmat = weight_matrix(sub)
+            B = band_rows(Hp, Wp, len(rows) * len(cols) * Kg)
+            conv_packed(grad_output, wmat, bias, grad_input, G, len(rows), len(cols), 1, 1,
+                        dil_h, dil_w, pt, pl, B, Hp, Wp, ah, aw, stride[0], stride[1])
