@@ -1,10 +1,9 @@
-"""Register-blocked dot-product micro-kernels shared by the convolution kernels.
+"""Register-blocked dot-product micro-kernel of the packed convolution engine.
 
-Both compute small matrix products whose reduction runs innermost over a
+It computes a small matrix product whose reduction runs innermost over a
 contiguous axis, so LLVM's loop vectoriser turns each reduction into vector
 FMAs.  A 4 x 4 block keeps 16 accumulators live, loads 8 values per step and
-reuses each of them 4 times.  Blocks that do not fill 4 x 4 fall back to
-single dot products.
+reuses each of them 4 times.
 """
 
 
@@ -148,96 +147,3 @@ def weights_times_panel(wmat, k0, Kg, panel, T, L, bias, out, n, p0, Q, oh0, ow0
             for i in range(L):
                 a += wmat[k, i] * panel[t, i]
             _put(out, n, k, t, p0, Q, oh0, ow0, osh, osw, a + bias[k])
-
-
-@serial_helper
-def grads_times_panel(dyt, k0, Kg, panel, T, CRS, acc):
-    """``acc[k0+k, i] += sum_t dyt[k, t] * panel[i, t]``.
-
-    Parameters
-    ----------
-    dyt : ndarray, shape (Kg, >= T)
-        Output-gradient tile of this group's channels.
-    k0, Kg, T : int
-        First output channel in ``acc``, number of channels, reduction length.
-    panel : ndarray, shape (CRS, >= T)
-        Tap-major patches (see ``_panels.pack_tap_major``).
-    CRS : int
-    acc : ndarray, shape (K, CRS)
-        Accumulated into at rows ``k0:k0+Kg``.
-    """
-    zero = panel.dtype.type(0)
-    i_main = CRS - CRS % 4
-    k_main = Kg - Kg % 4
-    for kb in range(0, k_main, 4):
-        k = k0 + kb
-        for i in range(0, i_main, 4):
-            a00 = zero
-            a01 = zero
-            a02 = zero
-            a03 = zero
-            a10 = zero
-            a11 = zero
-            a12 = zero
-            a13 = zero
-            a20 = zero
-            a21 = zero
-            a22 = zero
-            a23 = zero
-            a30 = zero
-            a31 = zero
-            a32 = zero
-            a33 = zero
-            for t in range(T):
-                d0 = dyt[kb, t]
-                d1 = dyt[kb + 1, t]
-                d2 = dyt[kb + 2, t]
-                d3 = dyt[kb + 3, t]
-                x0 = panel[i, t]
-                x1 = panel[i + 1, t]
-                x2 = panel[i + 2, t]
-                x3 = panel[i + 3, t]
-                a00 += d0 * x0
-                a01 += d0 * x1
-                a02 += d0 * x2
-                a03 += d0 * x3
-                a10 += d1 * x0
-                a11 += d1 * x1
-                a12 += d1 * x2
-                a13 += d1 * x3
-                a20 += d2 * x0
-                a21 += d2 * x1
-                a22 += d2 * x2
-                a23 += d2 * x3
-                a30 += d3 * x0
-                a31 += d3 * x1
-                a32 += d3 * x2
-                a33 += d3 * x3
-            acc[k, i] += a00
-            acc[k, i + 1] += a01
-            acc[k, i + 2] += a02
-            acc[k, i + 3] += a03
-            acc[k + 1, i] += a10
-            acc[k + 1, i + 1] += a11
-            acc[k + 1, i + 2] += a12
-            acc[k + 1, i + 3] += a13
-            acc[k + 2, i] += a20
-            acc[k + 2, i + 1] += a21
-            acc[k + 2, i + 2] += a22
-            acc[k + 2, i + 3] += a23
-            acc[k + 3, i] += a30
-            acc[k + 3, i + 1] += a31
-            acc[k + 3, i + 2] += a32
-            acc[k + 3, i + 3] += a33
-        for i in range(i_main, CRS):
-            for kk in range(kb, kb + 4):
-                a = zero
-                for t in range(T):
-                    a += dyt[kk, t] * panel[i, t]
-                acc[k0 + kk, i] += a
-    for kk in range(k_main, Kg):
-        for i in range(CRS):
-            a = zero
-            for t in range(T):
-                a += dyt[kk, t] * panel[i, t]
-            acc[k0 + kk, i] += a
