@@ -11,20 +11,12 @@ from ._jit import serial_helper
 
 
 @serial_helper
-def _put(out, n, k, t, p0, Q, oh0, ow0, osh, osw, value):
-    """Store the result for tile pixel ``t`` (output pixel ``(p0 + t // Q, t % Q)``)."""
-    a = t // Q
-    q = t - a * Q
-    out[n, k, oh0 + (p0 + a) * osh, ow0 + q * osw] = value
-
-
-@serial_helper
-def weights_times_panel(wmat, k0, Kg, panel, T, L, bias, out, n, p0, Q, oh0, ow0, osh, osw):
+def weights_times_panel(wmat, k0, Kg, panel, T, L, bias, out3, n, dest):
     """``out[n, k0+k, pixel t] = bias[k0+k] + sum_i wmat[k0+k, i] * panel[t, i]``.
 
-    Tile pixel ``t`` is output pixel ``(p0 + t // Q, t % Q)``, stored at
-    ``out[n, k, oh0 + (p0 + t // Q)*osh, ow0 + (t % Q)*osw]`` (the input
-    gradient of a strided convolution writes one stride phase at a time).
+    Tile pixel ``t`` is stored at ``out3[n, k, dest[t]]``: the caller maps
+    tile pixels to flat positions in the output plane (the input gradient of
+    a strided convolution writes one stride phase at a time).
 
     Parameters
     ----------
@@ -36,9 +28,10 @@ def weights_times_panel(wmat, k0, Kg, panel, T, L, bias, out, n, p0, Q, oh0, ow0
     T, L : int
         Pixels in the tile and reduction length.
     bias : ndarray, shape (Kout,)
-    out : ndarray, shape (N, Kout, Ho, Wo)
-    n, p0, Q, oh0, ow0, osh, osw : int
-        Image, first output row of the tile, output width, output placement.
+    out3 : ndarray, shape (N, Kout, Ho * Wo)
+    n : int
+    dest : ndarray of int64, shape (>= T,)
+        Flat output position of each tile pixel.
 
     Blocks of 4 channels x 4 pixels keep 16 accumulators; leftover channels
     use 1 x 8 blocks so that 1-3 channels (depthwise-like or small outputs)
@@ -92,28 +85,28 @@ def weights_times_panel(wmat, k0, Kg, panel, T, L, bias, out, n, p0, Q, oh0, ow0
                 a31 += w3 * x1
                 a32 += w3 * x2
                 a33 += w3 * x3
-            _put(out, n, k, t, p0, Q, oh0, ow0, osh, osw, a00 + bias[k])
-            _put(out, n, k, t + 1, p0, Q, oh0, ow0, osh, osw, a01 + bias[k])
-            _put(out, n, k, t + 2, p0, Q, oh0, ow0, osh, osw, a02 + bias[k])
-            _put(out, n, k, t + 3, p0, Q, oh0, ow0, osh, osw, a03 + bias[k])
-            _put(out, n, k + 1, t, p0, Q, oh0, ow0, osh, osw, a10 + bias[k + 1])
-            _put(out, n, k + 1, t + 1, p0, Q, oh0, ow0, osh, osw, a11 + bias[k + 1])
-            _put(out, n, k + 1, t + 2, p0, Q, oh0, ow0, osh, osw, a12 + bias[k + 1])
-            _put(out, n, k + 1, t + 3, p0, Q, oh0, ow0, osh, osw, a13 + bias[k + 1])
-            _put(out, n, k + 2, t, p0, Q, oh0, ow0, osh, osw, a20 + bias[k + 2])
-            _put(out, n, k + 2, t + 1, p0, Q, oh0, ow0, osh, osw, a21 + bias[k + 2])
-            _put(out, n, k + 2, t + 2, p0, Q, oh0, ow0, osh, osw, a22 + bias[k + 2])
-            _put(out, n, k + 2, t + 3, p0, Q, oh0, ow0, osh, osw, a23 + bias[k + 2])
-            _put(out, n, k + 3, t, p0, Q, oh0, ow0, osh, osw, a30 + bias[k + 3])
-            _put(out, n, k + 3, t + 1, p0, Q, oh0, ow0, osh, osw, a31 + bias[k + 3])
-            _put(out, n, k + 3, t + 2, p0, Q, oh0, ow0, osh, osw, a32 + bias[k + 3])
-            _put(out, n, k + 3, t + 3, p0, Q, oh0, ow0, osh, osw, a33 + bias[k + 3])
+            out3[n, k, dest[t]] = a00 + bias[k]
+            out3[n, k, dest[t + 1]] = a01 + bias[k]
+            out3[n, k, dest[t + 2]] = a02 + bias[k]
+            out3[n, k, dest[t + 3]] = a03 + bias[k]
+            out3[n, k + 1, dest[t]] = a10 + bias[k + 1]
+            out3[n, k + 1, dest[t + 1]] = a11 + bias[k + 1]
+            out3[n, k + 1, dest[t + 2]] = a12 + bias[k + 1]
+            out3[n, k + 1, dest[t + 3]] = a13 + bias[k + 1]
+            out3[n, k + 2, dest[t]] = a20 + bias[k + 2]
+            out3[n, k + 2, dest[t + 1]] = a21 + bias[k + 2]
+            out3[n, k + 2, dest[t + 2]] = a22 + bias[k + 2]
+            out3[n, k + 2, dest[t + 3]] = a23 + bias[k + 2]
+            out3[n, k + 3, dest[t]] = a30 + bias[k + 3]
+            out3[n, k + 3, dest[t + 1]] = a31 + bias[k + 3]
+            out3[n, k + 3, dest[t + 2]] = a32 + bias[k + 3]
+            out3[n, k + 3, dest[t + 3]] = a33 + bias[k + 3]
         for t in range(t4, T):
             for k in range(k0 + kb, k0 + kb + 4):
                 a = zero
                 for i in range(L):
                     a += wmat[k, i] * panel[t, i]
-                _put(out, n, k, t, p0, Q, oh0, ow0, osh, osw, a + bias[k])
+                out3[n, k, dest[t]] = a + bias[k]
     for k in range(k0 + k_main, k0 + Kg):
         for t in range(0, t8, 8):
             b0 = zero
@@ -134,16 +127,16 @@ def weights_times_panel(wmat, k0, Kg, panel, T, L, bias, out, n, p0, Q, oh0, ow0
                 b5 += w0 * panel[t + 5, i]
                 b6 += w0 * panel[t + 6, i]
                 b7 += w0 * panel[t + 7, i]
-            _put(out, n, k, t, p0, Q, oh0, ow0, osh, osw, b0 + bias[k])
-            _put(out, n, k, t + 1, p0, Q, oh0, ow0, osh, osw, b1 + bias[k])
-            _put(out, n, k, t + 2, p0, Q, oh0, ow0, osh, osw, b2 + bias[k])
-            _put(out, n, k, t + 3, p0, Q, oh0, ow0, osh, osw, b3 + bias[k])
-            _put(out, n, k, t + 4, p0, Q, oh0, ow0, osh, osw, b4 + bias[k])
-            _put(out, n, k, t + 5, p0, Q, oh0, ow0, osh, osw, b5 + bias[k])
-            _put(out, n, k, t + 6, p0, Q, oh0, ow0, osh, osw, b6 + bias[k])
-            _put(out, n, k, t + 7, p0, Q, oh0, ow0, osh, osw, b7 + bias[k])
+            out3[n, k, dest[t]] = b0 + bias[k]
+            out3[n, k, dest[t + 1]] = b1 + bias[k]
+            out3[n, k, dest[t + 2]] = b2 + bias[k]
+            out3[n, k, dest[t + 3]] = b3 + bias[k]
+            out3[n, k, dest[t + 4]] = b4 + bias[k]
+            out3[n, k, dest[t + 5]] = b5 + bias[k]
+            out3[n, k, dest[t + 6]] = b6 + bias[k]
+            out3[n, k, dest[t + 7]] = b7 + bias[k]
         for t in range(t8, T):
             a = zero
             for i in range(L):
                 a += wmat[k, i] * panel[t, i]
-            _put(out, n, k, t, p0, Q, oh0, ow0, osh, osw, a + bias[k])
+            out3[n, k, dest[t]] = a + bias[k]

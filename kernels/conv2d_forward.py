@@ -47,6 +47,8 @@ def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B,
     nb = (P + B - 1) // B
     rows_in = (B - 1) * sh + (R - 1) * dh + 1
     cols_in = (Q - 1) * sw + (S - 1) * dw + 1
+    Wo = out.shape[3]
+    out3 = out.reshape((N, Kout, out.shape[2] * Wo))
     for task in prange(N * G * nb):
         b = task % nb
         ng = task // nb
@@ -56,10 +58,13 @@ def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B,
         rows = min(B, P - p0)
         band = np.empty((rows_in, cols_in, Cg), dtype=src.dtype)
         panel = np.zeros((B * Q, L), dtype=src.dtype)  # padding columns stay zero
+        dest = np.empty(rows * Q, dtype=np.int64)
+        for a in range(rows):
+            for q in range(Q):
+                dest[a * Q + q] = (oh0 + (p0 + a) * osh) * Wo + ow0 + q * osw
         gather_band(src, n, g * Cg, Cg, p0 * sh - pt, -pl, band)
         pack_rows_from_band(band, rows, Q, R, S, Cg, sh, sw, dh, dw, panel)
-        weights_times_panel(wmat, g * Kg, Kg, panel, rows * Q, L, bias, out, n,
-                            p0, Q, oh0, ow0, osh, osw)
+        weights_times_panel(wmat, g * Kg, Kg, panel, rows * Q, L, bias, out3, n, dest)
 
 
 def weight_matrix(weight_krsc):
