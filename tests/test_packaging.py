@@ -1,6 +1,7 @@
 """The wheel installs `fastconv` (with `fastconv.kernels`) and no other top-level package."""
 
 import pathlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,7 +14,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_wheel_has_only_fastconv_top_level(tmp_path):
     pytest.importorskip("build")
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), str(ROOT)],
+    # build from a copy: a leftover build/ directory in the work tree would leak stale files
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", ".ci-venv", ".venv", "__pycache__", ".hypothesis"))
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), str(src)],
                    check=True, capture_output=True)
     (wheel,) = tmp_path.glob("fastconv-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
