@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 ACCEPTED_DTYPES = "float32 or float64 (integer and bool inputs are promoted to float64)"
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
 
 
 # --------------------------------------------------------------------------- arrays
@@ -24,18 +26,14 @@ def as_array(name, value):
     Integer and bool arrays are returned unchanged here and promoted by
     :func:`result_dtype`.
     """
-    arr = np.asarray(value)
-    kind = arr.dtype.kind
-    if kind in "biu" or arr.dtype in (np.float32, np.float64):
+    arr = value if value.__class__ is np.ndarray else np.asarray(value)
+    dt = arr.dtype
+    if dt == _F32 or dt == _F64 or dt.kind in "biu":
         return arr
     raise TypeError(
         f"{name} has dtype {arr.dtype}; fastconv accepts {ACCEPTED_DTYPES}. "
         f"Convert it with {name}.astype(np.float32) or .astype(np.float64)."
     )
-
-
-_F32 = np.dtype(np.float32)
-_F64 = np.dtype(np.float64)
 
 
 def result_dtype(*arrays):
@@ -45,7 +43,10 @@ def result_dtype(*arrays):
     float64.  So float32 with float32 stays float32, any float64 or integer
     operand makes it float64.
     """
-    return _F32 if all(a.dtype == _F32 for a in arrays) else _F64
+    for a in arrays:
+        if a.dtype != _F32:
+            return _F64
+    return _F32
 
 
 def as_kernel_array(arr, dtype):
@@ -53,6 +54,8 @@ def as_kernel_array(arr, dtype):
 
     The caller's array is never modified: kernels only read their inputs.
     """
+    if arr.dtype == dtype and arr.flags.c_contiguous:
+        return arr
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
@@ -175,35 +178,24 @@ def _conv_padding(padding, stride, dilation, kernel, ndim):
 def _key(args):
     """A cache key that tells ``1``, ``1.0``, ``True`` and ``np.int64(1)`` apart.
 
-    Arguments are scalars or flat sequences (shapes, pairs); lists count as
-    tuples.  Unhashable values raise TypeError.
+    ``repr`` spells out the type of every scalar, nested ones included
+    (``(1, True)``, ``1.0``, ``np.int64(1)``), and the top-level types are
+    added for classes with a misleading ``repr``.
     """
-    parts = []
-    for a in args:
-        if isinstance(a, (tuple, list)):
-            parts.append((tuple(a), tuple(map(type, a))))
-        else:
-            parts.append((a, type(a)))
-    key = tuple(parts)
-    hash(key)
-    return key
+    return repr(args), tuple(map(type, args))
 
 
 def _cached(fn):
     """Memoise a geometry function: layers call it with the same arguments every step.
 
-    Only successful results are cached (exceptions are raised afresh), the key
-    keeps argument types (so ``groups=True`` never hits ``groups=1``), and
-    unhashable arguments bypass the cache.
+    Only successful results are cached (exceptions are raised afresh) and the
+    key keeps argument types (so ``groups=True`` never hits ``groups=1``).
     """
     cache = {}
 
     @functools.wraps(fn)
     def wrapper(*args):
-        try:
-            key = _key(args)
-        except TypeError:
-            return fn(*args)
+        key = _key(args)
         hit = cache.get(key)
         if hit is None:
             hit = fn(*args)
