@@ -6,6 +6,7 @@ caller.  Validation and coercion live in ``fastconv._validation``; nothing here
 checks its arguments.
 """
 
+from . import _threading  # noqa: F401  (threading layer and spin policy, see its docstring)
 from .conv2d_forward import conv2d_forward
 from .conv2d_grad_input import conv2d_grad_input
 from .conv2d_grad_weight import conv2d_grad_weight

@@ -1,0 +1,43 @@
+"""fastconv picks Numba's threading layer and spin policy without touching the user's environment."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+CODE = """
+import os, sys, json
+before = dict(os.environ)
+import numpy as np, numba, fastconv
+from fastconv.kernels import _threading
+fastconv.conv2d(np.ones((1, 2, 4, 4)), np.ones((2, 2, 2, 2)))
+print(json.dumps({"env_same": dict(os.environ) == before, "layer": numba.threading_layer(),
+                  "status": _threading.STATUS}))
+"""
+
+
+def _run(extra_env):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(extra_env)
+    out = subprocess.run([sys.executable, "-c", CODE], env=env, capture_output=True, text=True,
+                         check=True)
+    import json
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_default_policy_prefers_omp_and_restores_environment():
+    result = _run({})
+    assert result["env_same"]
+    if "GOMP_SPINCOUNT" in result["status"]:
+        assert result["layer"] == "omp"
+
+
+@pytest.mark.parametrize("env", [{"NUMBA_THREADING_LAYER": "workqueue"}, {"OMP_WAIT_POLICY": "active"}])
+def test_user_settings_are_kept(env):
+    result = _run(env)
+    assert result["env_same"]
+    assert result["status"] == "user's threading settings kept"
+    if "NUMBA_THREADING_LAYER" in env:
+        assert result["layer"] == "workqueue"
