@@ -40,15 +40,15 @@ def gather_band(src, n, c0, Cg, j0, i0, band):
 
 
 @serial_helper
-def pack_rows_from_band(band, rows, Q, R, S, Cg, sh, sw, dh, dw, panel):
-    """``panel[t, (r*S + s)*Cg + c] = band[a*sh + r*dh, q*sw + s*dw, c]``, t = a*Q + q.
+def pack_rows_from_band(band, a0, rows, Q, R, S, Cg, sh, sw, dh, dw, panel):
+    """``panel[t, (r*S + s)*Cg + c] = band[(a0 + a)*sh + r*dh, q*sw + s*dw, c]``, t = a*Q + q.
 
     Parameters
     ----------
     band : ndarray, shape (rows_in, cols_in, Cg)
         From :func:`gather_band`, whose origin is the band's first output row.
-    rows, Q : int
-        Output rows in the band and output width.
+    a0, rows, Q : int
+        First output row within the band, rows to pack, output width.
     panel : ndarray, shape (>= rows*Q, R*S*Cg)
         Pixel-major im2row panel; the column order matches a ``(K, R, S, C)``
         weight reshaped to ``(K, R*S*C)``.
@@ -59,7 +59,7 @@ def pack_rows_from_band(band, rows, Q, R, S, Cg, sh, sw, dh, dw, panel):
             for r in range(R):
                 for s in range(S):
                     base = (r * S + s) * Cg
-                    y = a * sh + r * dh
+                    y = (a0 + a) * sh + r * dh
                     x = q * sw + s * dw
                     for c in range(Cg):
                         panel[t, base + c] = band[y, x, c]

@@ -8,6 +8,11 @@ number of threads, so results are bit-for-bit identical at any thread count.
 #: leaves room in Zen 4's 1 MiB L2 for the weights and the output tile.
 PANEL_ELEMENTS = 32768
 
+#: Target elements of a task's channels-last input band.  A band covers
+#: several panels' worth of output rows, so input rows shared by neighbouring
+#: output rows (every row when R > stride) are transposed once, not R times.
+BAND_ELEMENTS = 65536
+
 #: Target elements of panel plus output-gradient tile in the weight gradient.
 GRAD_WEIGHT_ELEMENTS = 131072
 
@@ -37,6 +42,27 @@ def band_rows(P, Q, row_elements, budget=PANEL_ELEMENTS):
         Buffer elements needed per output pixel.
     """
     return max(1, min(P, budget // max(Q * row_elements, 1)))
+
+
+def task_rows(P, panel_rows, sh, span_h, cols_in, Cg):
+    """Output rows per task: a multiple of ``panel_rows`` whose input band fits :data:`BAND_ELEMENTS`.
+
+    Parameters
+    ----------
+    P : int
+        Output height.
+    panel_rows : int
+        Output rows per panel (from :func:`band_rows`).
+    sh, span_h : int
+        Vertical stride and dilated kernel height ``(R-1)*dh + 1``.
+    cols_in, Cg : int
+        Band width and channels.
+    """
+    per_row = max(cols_in * Cg, 1)
+    rows_in = max(BAND_ELEMENTS // per_row, span_h)
+    rows = (rows_in - span_h) // sh + 1
+    rows = max(panel_rows, rows - rows % panel_rows)
+    return min(rows, P)
 
 
 def n_bands(P, rows):

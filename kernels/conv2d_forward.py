@@ -6,12 +6,12 @@ from numba import prange
 from ._jit import parallel_kernel
 from ._microkernels import weights_times_panel
 from ._panels import gather_band, pack_rows_from_band
-from ._tiling import band_rows, padded
+from ._tiling import band_rows, padded, task_rows
 from .depthwise_conv2d import depthwise_direct
 
 
 @parallel_kernel
-def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B,
+def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
                 P, Q, oh0, ow0, osh, osw):
     """Generic packed convolution: ``out[placed] = conv(src, w) + bias``.
 
@@ -31,8 +31,9 @@ def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B,
         ``g*Cg:(g+1)*Cg``.
     R, S, sh, sw, dh, dw, pt, pl : int
         Kernel size, stride, dilation, top/left padding (negative crops).
-    B : int
-        Output rows per task.
+    B, Bp : int
+        Output rows per task (one channels-last band gathered per task) and
+        per panel (packed and multiplied ``Bp`` rows at a time).
     P, Q, oh0, ow0, osh, osw : int
         Output size and placement in ``out``.
 
@@ -57,14 +58,16 @@ def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B,
         p0 = b * B
         rows = min(B, P - p0)
         band = np.empty((rows_in, cols_in, Cg), dtype=src.dtype)
-        panel = np.zeros((B * Q, L), dtype=src.dtype)  # padding columns stay zero
-        dest = np.empty(rows * Q, dtype=np.int64)
-        for a in range(rows):
-            for q in range(Q):
-                dest[a * Q + q] = (oh0 + (p0 + a) * osh) * Wo + ow0 + q * osw
+        panel = np.zeros((Bp * Q, L), dtype=src.dtype)  # padding columns stay zero
+        dest = np.empty(Bp * Q, dtype=np.int64)
         gather_band(src, n, g * Cg, Cg, p0 * sh - pt, -pl, band)
-        pack_rows_from_band(band, rows, Q, R, S, Cg, sh, sw, dh, dw, panel)
-        weights_times_panel(wmat, g * Kg, Kg, panel, rows * Q, L, bias, out3, n, dest)
+        for a0 in range(0, rows, Bp):
+            prow = min(Bp, rows - a0)
+            for a in range(prow):
+                for q in range(Q):
+                    dest[a * Q + q] = (oh0 + (p0 + a0 + a) * osh) * Wo + ow0 + q * osw
+            pack_rows_from_band(band, a0, prow, Q, R, S, Cg, sh, sw, dh, dw, panel)
+            weights_times_panel(wmat, g * Kg, Kg, panel, prow * Q, L, bias, out3, n, dest)
 
 
 def weight_matrix(weight_krsc):
@@ -102,6 +105,8 @@ def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups):
                          dilation[0], dilation[1], padding[0], padding[1], P, Q, 0, 0, 1, 1)
         return
     wmat = weight_matrix(weight.transpose(0, 2, 3, 1))
-    B = band_rows(P, Q, Cg * R * S)
+    Bp = band_rows(P, Q, Cg * R * S)
+    B = task_rows(P, Bp, stride[0], (R - 1) * dilation[0] + 1,
+                  (Q - 1) * stride[1] + (S - 1) * dilation[1] + 1, Cg)
     conv_packed(x, wmat, bias, out, groups, R, S, stride[0], stride[1],
-                dilation[0], dilation[1], padding[0], padding[1], B, P, Q, 0, 0, 1, 1)
+                dilation[0], dilation[1], padding[0], padding[1], B, Bp, P, Q, 0, 0, 1, 1)

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from ._tiling import band_rows
+from ._tiling import band_rows, task_rows
 from .conv2d_forward import conv_packed, is_depthwise, weight_matrix
 from .depthwise_conv2d import depthwise_direct
 
@@ -82,6 +82,8 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
                                  ah, aw, stride[0], stride[1])
                 continue
             wmat = weight_matrix(sub)
-            B = band_rows(Hp, Wp, len(rows) * len(cols) * Kg)
-            conv_packed(grad_output, wmat, bias, grad_input, G, len(rows), len(cols), 1, 1,
-                        dil_h, dil_w, pt, pl, B, Hp, Wp, ah, aw, stride[0], stride[1])
+            Rm, Sm = len(rows), len(cols)
+            Bp = band_rows(Hp, Wp, Rm * Sm * Kg)
+            B = task_rows(Hp, Bp, 1, (Rm - 1) * dil_h + 1, Wp + (Sm - 1) * dil_w, Kg)
+            conv_packed(grad_output, wmat, bias, grad_input, G, Rm, Sm, 1, 1,
+                        dil_h, dil_w, pt, pl, B, Bp, Hp, Wp, ah, aw, stride[0], stride[1])
