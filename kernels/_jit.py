@@ -43,3 +43,22 @@ def serial_helper(fn):
 def parallel_pool_kernel(fn):
     """Compile ``fn`` as a parallel pooling kernel (no fast-math)."""
     return numba.njit(parallel=True, fastmath=POOL_FASTMATH, **_COMMON)(fn)
+
+
+def serial_pool_helper(fn):
+    """Compile ``fn`` as a small serial pooling helper (no fast-math); LLVM inlines it."""
+    return numba.njit(parallel=False, fastmath=POOL_FASTMATH, **_COMMON)(fn)
+
+
+def inline_pool_helper(fn):
+    """Compile ``fn`` as a pooling helper inlined into its caller (no fast-math).
+
+    ``inline="always"`` inlines at Numba-IR level, so a helper called inside a
+    ``prange`` body becomes part of the parallel loop body: LLVM then sees the
+    kernel's array arguments, which Numba marks ``noalias`` when the loop body
+    creates no views, and vectorises without runtime alias checks (which made
+    loops shorter than 32 iterations run scalar).  Numba-IR inlining is slow
+    to compile: keep it for helpers that hold loops, and use
+    :func:`serial_pool_helper` for small leaf functions.
+    """
+    return numba.njit(inline="always", parallel=False, fastmath=POOL_FASTMATH, **_COMMON)(fn)
