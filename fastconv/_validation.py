@@ -373,11 +373,12 @@ def as_indices(indices, grad_output_shape, plane_size):
             f"indices has shape {idx.shape} but grad_output has shape {tuple(grad_output_shape)}; "
             "they must match"
         )
-    if idx.size:
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    # one pass: a negative index read as unsigned is huge, so max() catches both ends
+    if idx.size and int(idx.view(np.uint64).max()) >= plane_size:
         lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= plane_size:
-            raise ValueError(
-                f"indices must lie in [0, {plane_size}) for input planes of {plane_size} "
-                f"elements; got values in [{lo}, {hi}]"
-            )
-    return np.ascontiguousarray(idx, dtype=np.int64)
+        raise ValueError(
+            f"indices must lie in [0, {plane_size}) for input planes of {plane_size} "
+            f"elements; got values in [{lo}, {hi}]"
+        )
+    return idx
