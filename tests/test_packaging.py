@@ -38,3 +38,22 @@ def test_wheel_has_only_fastconv_top_level(tmp_path):
                          capture_output=True, text=True, env={"PYTHONPATH": str(site),
                                                               "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "16.0"
+
+
+def test_source_checkout_imports_without_an_editable_install(tmp_path):
+    """`python -m fastconv ...` from the repo root imports this tree, whose kernels sit beside it.
+
+    ``-S`` skips site-packages' .pth files, so no editable-install hook is active;
+    numpy and numba still come from site-packages, added to sys.path by hand.
+    """
+    import numpy
+
+    site = str(pathlib.Path(numpy.__file__).resolve().parents[1])
+    code = ("import sys; sys.path[:0] = [%r, %r]; import fastconv, fastconv.kernels, numpy as np;"
+            "assert fastconv.kernels.__file__.startswith(%r), fastconv.kernels.__file__;"
+            "print(fastconv.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))).sum())"
+            % (str(ROOT), site, str(ROOT / "kernels")))
+    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "16.0"
