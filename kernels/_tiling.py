@@ -13,12 +13,6 @@ PANEL_ELEMENTS = 32768
 #: output rows (every row when R > stride) are transposed once, not R times.
 BAND_ELEMENTS = 65536
 
-#: Target elements of panel plus output-gradient tile in the weight gradient.
-GRAD_WEIGHT_ELEMENTS = 131072
-
-#: Upper bound on the per-chunk partial sums of the weight gradient.
-MAX_CHUNKS = 8
-
 
 #: Reduction axes are zero-padded to a multiple of this many elements (one
 #: AVX-512 register of float32, two of float64) so the vectorised reduction

@@ -18,8 +18,15 @@ def _run_everything(dtype):
     y = fastconv.conv2d(x, w, None, **kw)
     g = rng.uniform(-1, 1, y.shape).astype(dtype)
     out, idx = fastconv.max_pool2d(x, 3, stride=1, padding=1)  # heavily overlapping
+    # large enough for the weight gradient's parallel path (small ones run serially)
+    xb = rng.uniform(-1, 1, (8, 16, 40, 40)).astype(dtype)
+    gb = rng.uniform(-1, 1, (8, 16, 40, 40)).astype(dtype)
     return [y, fastconv.conv2d_grad_input(x.shape, w, g, **kw),
-            fastconv.conv2d_grad_weight(x, w.shape, g, **kw), out, idx,
+            fastconv.conv2d_grad_weight(x, w.shape, g, **kw),
+            fastconv.conv2d_grad_weight(xb, (16, 16, 3, 3), gb, padding=1),
+            fastconv.conv2d_grad_weight(xb, (16, 4, 3, 3), gb[:, :, ::2, ::2].copy(),
+                                        stride=2, padding=1, groups=4),
+            out, idx,
             fastconv.max_pool2d_backward(rng.uniform(-1, 1, out.shape).astype(dtype), idx, x.shape)]
 
 
