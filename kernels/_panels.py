@@ -53,6 +53,26 @@ def pack_rows_from_band(band, a0, rows, Q, R, S, Cg, sh, sw, dh, dw, panel):
         Pixel-major im2row panel; the column order matches a ``(K, R, S, C)``
         weight reshaped to ``(K, R*S*C)``.
     """
+    if dw == 1:
+        # band[y, x + s, c] for s < S, c < Cg is one contiguous run of S*Cg
+        # elements, in panel column order: copy a kernel row at a time.
+        flat = band.reshape((band.shape[0], band.shape[1] * Cg))
+        run = S * Cg
+        for a in range(rows):
+            for q in range(Q):
+                t = a * Q + q
+                x0 = q * sw * Cg
+                for r in range(R):
+                    y = (a0 + a) * sh + r * dh
+                    if run < 16:  # short runs: plain indexing beats making views
+                        for j in range(run):
+                            panel[t, r * run + j] = flat[y, x0 + j]
+                    else:
+                        src = flat[y, x0:x0 + run]
+                        dst = panel[t, r * run:(r + 1) * run]
+                        for j in range(run):  # range() indices: no wraparound test, vectorised
+                            dst[j] = src[j]
+        return
     for a in range(rows):
         for q in range(Q):
             t = a * Q + q
