@@ -12,7 +12,9 @@ called fastconv):
 * tbb or workqueue loaded: matmuls ran at 46 GFLOP/s even when idle.
 
 So fastconv asks for the omp layer (falling back to tbb, then workqueue) and a
-short spin.  It never overrides a choice the user made (``NUMBA_THREADING_LAYER``,
+short spin, when its first kernel runs (not at import: GNU OpenMP is not
+fork-safe, so a process that imports fastconv and then forks must not have
+started the pool yet).  It never overrides a choice the user made (``NUMBA_THREADING_LAYER``,
 ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` in the environment, or a
 non-default ``numba.config.THREADING_LAYER``), and it leaves ``os.environ``
 exactly as it found it: libgomp reads ``GOMP_SPINCOUNT`` once, when Numba
@@ -37,14 +39,25 @@ def _libgomp_loaded():
         return False
 
 
+#: What :func:`configure` did, or None before the first kernel call.
+STATUS = None
+
+
 def configure():
     """Pick the threading layer and spin policy, then start Numba's thread pool.
 
     Returns
     -------
     str
-        What was done, for diagnostics (``python -m fastconv bench`` prints it).
+        What was done, for diagnostics; also kept in :data:`STATUS`.
     """
+    global STATUS
+    if STATUS is None:
+        STATUS = _configure()
+    return STATUS
+
+
+def _configure():
     from numba.np.ufunc import parallel
 
     if any(v in os.environ for v in _USER_VARIABLES) or numba.config.THREADING_LAYER != "default":
@@ -62,5 +75,3 @@ def configure():
         del os.environ["GOMP_SPINCOUNT"]
     return f"omp preferred, GOMP_SPINCOUNT={SPIN_COUNT} for Numba's pool"
 
-
-STATUS = configure()

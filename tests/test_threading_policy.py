@@ -11,9 +11,11 @@ import os, sys, json
 before = dict(os.environ)
 import numpy as np, numba, fastconv
 from fastconv.kernels import _threading
+from numba.np.ufunc import parallel
+started_at_import = parallel._is_initialized or _threading.STATUS is not None
 fastconv.conv2d(np.ones((1, 2, 4, 4)), np.ones((2, 2, 2, 2)))
 print(json.dumps({"env_same": dict(os.environ) == before, "layer": numba.threading_layer(),
-                  "status": _threading.STATUS}))
+                  "status": _threading.STATUS, "started_at_import": started_at_import}))
 """
 
 
@@ -30,6 +32,7 @@ def _run(extra_env):
 def test_default_policy_prefers_omp_and_restores_environment():
     result = _run({})
     assert result["env_same"]
+    assert not result["started_at_import"]  # fork after import must stay safe
     if "GOMP_SPINCOUNT" in result["status"]:
         assert result["layer"] == "omp"
 
@@ -41,3 +44,19 @@ def test_user_settings_are_kept(env):
     assert result["status"] == "user's threading settings kept"
     if "NUMBA_THREADING_LAYER" in env:
         assert result["layer"] == "workqueue"
+
+
+def test_fork_after_import_is_safe():
+    """Importing fastconv starts no OpenMP threads, so a forked child can use fastconv."""
+    code = """
+import os, numpy as np, fastconv
+pid = os.fork()
+if pid == 0:
+    y = fastconv.conv2d(np.ones((2, 3, 9, 9)), np.ones((4, 3, 3, 3)))
+    os._exit(0 if float(y.sum()) == 2 * 4 * 49 * 27 else 3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "0", out.stderr
