@@ -175,39 +175,38 @@ def _conv_padding(padding, stride, dilation, kernel, ndim):
     return pad, pad
 
 
-def _key(args):
-    """A cache key that tells ``1``, ``1.0``, ``True`` and ``np.int64(1)`` apart.
-
-    ``repr`` spells out the type of every scalar, nested ones included
-    (``(1, True)``, ``1.0``, ``np.int64(1)``), and the top-level types are
-    added for classes with a misleading ``repr``.
-    """
-    return repr(args), tuple(map(type, args))
-
-
-def _cached(fn):
+def _cached(n_shapes):
     """Memoise a geometry function: layers call it with the same arguments every step.
 
-    Only successful results are cached (exceptions are raised afresh) and the
-    key keeps argument types (so ``groups=True`` never hits ``groups=1``).
+    The first ``n_shapes`` arguments arrive validated (tuples of ints) and key
+    as they are.  ``repr`` of the others spells out the type of every scalar,
+    nested ones included (``(1, True)``, ``1.0``, ``np.int64(1)``), so
+    ``groups=True`` never hits ``groups=1``; their top-level types are added
+    for classes with a misleading ``repr``.  Only successful results are
+    cached: exceptions are raised afresh.
     """
-    cache = {}
 
-    @functools.wraps(fn)
-    def wrapper(*args):
-        key = _key(args)
-        hit = cache.get(key)
-        if hit is None:
-            hit = fn(*args)
-            if len(cache) >= 1024:
-                cache.clear()
-            cache[key] = hit
-        return hit
+    def decorate(fn):
+        cache = {}
 
-    return wrapper
+        @functools.wraps(fn)
+        def wrapper(*args):
+            rest = args[n_shapes:]
+            key = (args[:n_shapes], repr(rest), tuple(map(type, rest)))
+            hit = cache.get(key)
+            if hit is None:
+                hit = fn(*args)
+                if len(cache) >= 1024:
+                    cache.clear()
+                cache[key] = hit
+            return hit
+
+        return wrapper
+
+    return decorate
 
 
-@_cached
+@_cached(n_shapes=2)
 def conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups, spatial):
     """Validate a convolution's shapes and hyper-parameters.
 
@@ -315,7 +314,7 @@ def first_empty_window(L, k, s, p, d, n_out):
     return None
 
 
-@_cached
+@_cached(n_shapes=1)
 def pool_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode, spatial):
     """Validate a max-pool's hyper-parameters against ``input_shape``.
 

@@ -38,8 +38,18 @@ def band_rows(P, Q, row_elements, budget=PANEL_ELEMENTS):
     return max(1, min(P, budget // max(Q * row_elements, 1)))
 
 
-def task_rows(P, panel_rows, sh, span_h, cols_in, Cg):
-    """Output rows per task: a multiple of ``panel_rows`` whose input band fits :data:`BAND_ELEMENTS`.
+#: Fewest tasks a convolution is cut into when its output has the rows for
+#: it, so a single image still spreads over the threads.  A constant, not the
+#: thread count, so results do not depend on the thread count.
+MIN_TASKS = 4
+
+
+def task_rows(P, panel_rows, sh, span_h, cols_in, Cg, n_outer):
+    """Output rows per task and per panel.
+
+    Tasks get a multiple of ``panel_rows`` rows whose input band fits
+    :data:`BAND_ELEMENTS`, and there are at least :data:`MIN_TASKS` tasks
+    (counting the ``n_outer`` images x groups) when ``P`` allows.
 
     Parameters
     ----------
@@ -51,12 +61,22 @@ def task_rows(P, panel_rows, sh, span_h, cols_in, Cg):
         Vertical stride and dilated kernel height ``(R-1)*dh + 1``.
     cols_in, Cg : int
         Band width and channels.
+    n_outer : int
+        Images times groups: tasks per band row.
+
+    Returns
+    -------
+    (rows, panel_rows) : (int, int)
     """
     per_row = max(cols_in * Cg, 1)
     rows_in = max(BAND_ELEMENTS // per_row, span_h)
     rows = (rows_in - span_h) // sh + 1
-    rows = max(panel_rows, rows - rows % panel_rows)
-    return min(rows, P)
+    rows = min(max(panel_rows, rows - rows % panel_rows), P)
+    want_bands = -(-MIN_TASKS // max(n_outer, 1))
+    if -(-P // rows) < want_bands:
+        rows = max(1, -(-P // want_bands))
+        panel_rows = min(panel_rows, rows)
+    return rows, panel_rows
 
 
 def n_bands(P, rows):

@@ -106,7 +106,7 @@ def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups):
         return
     wmat = weight_matrix(weight.transpose(0, 2, 3, 1))
     Bp = band_rows(P, Q, Cg * R * S)
-    B = task_rows(P, Bp, stride[0], (R - 1) * dilation[0] + 1,
-                  (Q - 1) * stride[1] + (S - 1) * dilation[1] + 1, Cg)
+    B, Bp = task_rows(P, Bp, stride[0], (R - 1) * dilation[0] + 1,
+                      (Q - 1) * stride[1] + (S - 1) * dilation[1] + 1, Cg, x.shape[0] * groups)
     conv_packed(x, wmat, bias, out, groups, R, S, stride[0], stride[1],
                 dilation[0], dilation[1], padding[0], padding[1], B, Bp, P, Q, 0, 0, 1, 1)

@@ -84,6 +84,7 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
             wmat = weight_matrix(sub)
             Rm, Sm = len(rows), len(cols)
             Bp = band_rows(Hp, Wp, Rm * Sm * Kg)
-            B = task_rows(Hp, Bp, 1, (Rm - 1) * dil_h + 1, Wp + (Sm - 1) * dil_w, Kg)
+            B, Bp = task_rows(Hp, Bp, 1, (Rm - 1) * dil_h + 1, Wp + (Sm - 1) * dil_w, Kg,
+                              grad_output.shape[0] * G)
             conv_packed(grad_output, wmat, bias, grad_input, G, Rm, Sm, 1, 1,
                         dil_h, dil_w, pt, pl, B, Bp, Hp, Wp, ah, aw, stride[0], stride[1])

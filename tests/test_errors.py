@@ -86,3 +86,12 @@ def test_cached_geometry_keeps_argument_types():
     fastconv.max_pool2d(x4, 2, ceil_mode=False)
     with pytest.raises(TypeError, match="ceil_mode must be a bool"):
         fastconv.max_pool2d(x4, 2, ceil_mode=0)
+
+
+def test_cached_pool_geometry_keeps_kernel_size_type():
+    fastconv.max_pool2d(x4, 2)
+    with pytest.raises(TypeError, match="kernel_size must be an int"):
+        fastconv.max_pool2d(x4, 2.0)
+    fastconv.max_pool2d(x4, 1)
+    with pytest.raises(TypeError, match="kernel_size must be an int"):
+        fastconv.max_pool2d(x4, True)
