@@ -214,7 +214,8 @@ def grad_weight_bands(x, dy, partial, nchunks, mode, in_place, ksplit, G, cblock
         As for :func:`grad_weight_chunk`.
     """
     for ch in prange(nchunks):
-        grad_weight_chunk(ch, nchunks, x, dy, partial[0] if ksplit else partial[ch],
+        # prange indices are uint64, range indices int64: one type, one compilation
+        grad_weight_chunk(np.int64(ch), nchunks, x, dy, partial[0] if ksplit else partial[ch],
                           mode, in_place, ksplit, G, cblock, xrow, off,
                           phases_h, phases_w, R, S, sh, sw, dh, dw, pt, pl,
                           Hs, Ws, emin, lead, span, B, n_rows)
@@ -235,7 +236,7 @@ def sum_partials(partial, grad_w, row_check):
     K = grad_w.shape[0]
     gw = grad_w.reshape((K, grad_w.size // K))
     for kk in prange(K):
-        row_check[kk] = sum_row(partial, gw, kk)
+        row_check[kk] = sum_row(partial, gw, np.int64(kk))
 
 
 @serial_helper
@@ -256,7 +257,7 @@ def grad_weight_serial(x, dy, partial, nchunks, grad_w, row_check,
     K = grad_w.shape[0]
     gw = grad_w.reshape((K, grad_w.size // K))
     for kk in range(K):
-        row_check[kk] = sum_row(partial, gw, kk)
+        row_check[kk] = sum_row(partial, gw, np.int64(kk))
 
 
 def _run(mode, x, dy, grad_weight, stride, padding, dilation, groups):
