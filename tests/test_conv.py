@@ -109,3 +109,30 @@ def test_nan_and_inf_propagate_through_conv():
     want = ref.conv2d(x.astype(np.float64), np.ones((1, 1, 2, 2)))
     np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
     np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kw", [(((4, 8, 24, 24)), dict(padding=1)),
+                                       (((2, 8, 9, 9)), dict(stride=2, padding=2, dilation=2))])
+def test_nan_and_inf_propagate_through_gradients(dtype, shape, kw):
+    """Non-finite inputs give non-finite gradients exactly where the definition does."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, shape).astype(dtype)
+    x[0, 1, 3, 4] = np.inf
+    x[1, 2, 5, 5] = np.nan
+    w = rng.uniform(-1, 1, (6, shape[1], 3, 3)).astype(dtype)
+    g = rng.uniform(-1, 1, fastconv.conv2d(x, w, **kw).shape).astype(dtype)
+    g[0, 0, 1, 1] = -np.inf
+    gw = fastconv.conv2d_grad_weight(x, w.shape, g, **kw)
+    with np.errstate(invalid="ignore"):  # the reference's tensordot meets inf * 0, as it should
+        gw_ref = ref.conv2d_grad_weight(x.astype(np.float64), w.shape, g.astype(np.float64), **kw)
+    np.testing.assert_array_equal(np.isnan(gw), np.isnan(gw_ref))
+    np.testing.assert_array_equal(np.isinf(gw), np.isinf(gw_ref))
+    finite = np.isfinite(gw_ref)
+    np.testing.assert_allclose(gw[finite], gw_ref[finite], rtol=0,
+                               atol=conv_atol(int(np.prod(g.shape)) // g.shape[1], dtype))
+    gx = fastconv.conv2d_grad_input(x.shape, w, g, **kw)
+    with np.errstate(invalid="ignore"):
+        gx_ref = ref.conv2d_grad_input(x.shape, w.astype(np.float64), g.astype(np.float64), **kw)
+    np.testing.assert_array_equal(np.isnan(gx), np.isnan(gx_ref))
+    np.testing.assert_array_equal(np.isinf(gx), np.isinf(gx_ref))
