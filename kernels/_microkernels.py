@@ -104,8 +104,9 @@ def weights_times_panel(wmat, k0, Kg, panel, T, L, bias, out3, n, dest):
                 out3[n, k + 3, dest[t2]] = a32 + bias[k + 3]
                 out3[n, k + 3, dest[t3]] = a33 + bias[k + 3]
     else:
-        for k in range(k0, k0 + Kg):
-            for tb in range(0, T, 8):
+        # pixel blocks outside channels: a block's 8 panel rows stay in L1 for all Kg channels
+        for tb in range(0, T, 8):
+            for k in range(k0, k0 + Kg):
                 t0 = min(tb, last_t)
                 t1 = min(tb + 1, last_t)
                 t2 = min(tb + 2, last_t)

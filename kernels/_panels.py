@@ -24,6 +24,26 @@ def gather_band(src, n, c0, Cg, j0, i0, band):
     zero = band.dtype.type(0)
     lo = min(max(0, -i0), cols)
     hi = max(min(cols, Ws - i0), lo)
+    if Cg >= 32:
+        # many channels: write each pixel's channel run contiguously (reads are
+        # strided but hit the same few source lines for a whole row): 1.6x faster
+        for a in range(rows):
+            j = j0 + a
+            if j < 0 or j >= Hs:
+                for b in range(cols):
+                    for c in range(Cg):
+                        band[a, b, c] = zero
+                continue
+            for b in range(lo):
+                for c in range(Cg):
+                    band[a, b, c] = zero
+            for b in range(lo, hi):
+                for c in range(Cg):
+                    band[a, b, c] = src[n, c0 + c, j, i0 + b]
+            for b in range(hi, cols):
+                for c in range(Cg):
+                    band[a, b, c] = zero
+        return
     for c in range(Cg):
         for a in range(rows):
             j = j0 + a

@@ -79,6 +79,9 @@ def test_conv1d_matches_reference(case, seed):
         ((1, 2, 3, 4), (5, 2, 5, 6), dict(padding=1)),
         # more pixels than a tile, to cross tile boundaries
         ((1, 3, 70, 70), (5, 3, 3, 3), dict(padding=1)),
+        # 32+ channels per group: the channels-last band takes its many-channel path
+        ((2, 40, 9, 11), (8, 40, 3, 3), dict(padding=(2, 1), stride=(1, 2))),
+        ((1, 64, 6, 7), (70, 32, 2, 3), dict(groups=2, dilation=2, padding=1)),
     ],
 )
 def test_conv2d_explicit_cases(x_shape, w_shape, kwargs, dtype):
