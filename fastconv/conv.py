@@ -30,9 +30,7 @@ def _lift(arr, spatial):
 
 
 def _shape(name, shape, spatial):
-    layout = _LAYOUT2["x" if name == "input_shape" else "weight"]
-    if spatial == 1:
-        layout = _LAYOUT1["x" if name == "input_shape" else "weight"]
+    layout = (_LAYOUT2 if spatial == 2 else _LAYOUT1)["x" if name == "input_shape" else "weight"]
     return v.as_shape(name, shape, spatial + 2, layout)
 
 

@@ -77,7 +77,3 @@ def task_rows(P, panel_rows, sh, span_h, cols_in, Cg, n_outer):
         rows = max(1, -(-P // want_bands))
         panel_rows = min(panel_rows, rows)
     return rows, panel_rows
-
-
-def n_bands(P, rows):
-    return (P + rows - 1) // rows

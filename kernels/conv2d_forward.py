@@ -45,6 +45,8 @@ def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
     Kout = out.shape[1]
     Kg = Kout // G
     L = wmat.shape[1]
+    CRS = Cg * R * S
+    zero = src.dtype.type(0)
     nb = (P + B - 1) // B
     rows_in = (B - 1) * sh + (R - 1) * dh + 1
     cols_in = (Q - 1) * sw + (S - 1) * dw + 1
@@ -58,7 +60,10 @@ def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
         p0 = b * B
         rows = min(B, P - p0)
         band = np.empty((rows_in, cols_in, Cg), dtype=src.dtype)
-        panel = np.zeros((Bp * Q, L), dtype=src.dtype)  # padding columns stay zero
+        panel = np.empty((Bp * Q, L), dtype=src.dtype)
+        for t in range(Bp * Q):  # packing writes columns < CRS; the vector padding must be zero
+            for i in range(CRS, L):
+                panel[t, i] = zero
         dest = np.empty(Bp * Q, dtype=np.int64)
         gather_band(src, n, g * Cg, Cg, p0 * sh - pt, -pl, band)
         for a0 in range(0, rows, Bp):
