@@ -40,6 +40,15 @@ def serial_helper(fn):
     )(fn)
 
 
+def inline_helper(fn):
+    """Compile ``fn`` as an arithmetic helper inlined into its caller at Numba-IR level.
+
+    Used for helpers whose loops must stay inside a ``prange`` body, where the
+    kernel's arrays are ``noalias`` (see :func:`inline_pool_helper`).
+    """
+    return numba.njit(inline="always", parallel=False, fastmath=set(ARITH_FASTMATH), **_COMMON)(fn)
+
+
 def parallel_pool_kernel(fn):
     """Compile ``fn`` as a parallel pooling kernel (no fast-math)."""
     return numba.njit(parallel=True, fastmath=POOL_FASTMATH, **_COMMON)(fn)

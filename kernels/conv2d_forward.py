@@ -7,7 +7,17 @@ from ._jit import parallel_kernel
 from ._microkernels import weights_times_panel
 from ._panels import gather_band, pack_rows_from_band
 from ._tiling import band_rows, padded, task_rows
+from .conv2d_direct import run_direct
 from .depthwise_conv2d import depthwise_direct
+
+#: The direct engine (pixels innermost) is used for reductions ``Cg*R*S`` up
+#: to this length, and for any reduction when a group has fewer than
+#: :data:`DIRECT_MAX_CHANNELS` output channels.  Measured on the benchmark
+#: suite (float32 / float64): direct is 1.1-6x faster than the packed engine
+#: for reductions of 16-150 and for 3-6 output channels, and 0.4-0.9x for
+#: reductions of 576-1152 with 64-128 output channels.
+DIRECT_MAX_REDUCTION = 256
+DIRECT_MAX_CHANNELS = 16
 
 
 @parallel_kernel
@@ -89,7 +99,14 @@ def is_depthwise(weight, groups):
     return weight.shape[1] == 1 and weight.shape[0] == groups
 
 
-def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups):
+def choose_engine(reduction, out_channels):
+    """``"direct"`` or ``"packed"`` for a convolution with this reduction length and group width."""
+    if reduction <= DIRECT_MAX_REDUCTION or out_channels < DIRECT_MAX_CHANNELS:
+        return "direct"
+    return "packed"
+
+
+def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups, engine=None):
     """Write ``conv2d(x, weight) + bias`` into ``out``.
 
     Parameters
@@ -102,12 +119,18 @@ def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups):
     padding : (int, int)
         Top and left padding; bottom/right padding is implied by ``out``'s shape.
     groups : int
+    engine : {None, "direct", "packed"}
+        None picks by :func:`choose_engine`; tests force each engine.
+        Depthwise convolutions always use the depthwise kernel.
     """
     K, Cg, R, S = weight.shape
     P, Q = out.shape[2], out.shape[3]
     if is_depthwise(weight, groups):
         depthwise_direct(x, weight.reshape(K, R, S), bias, out, stride[0], stride[1],
                          dilation[0], dilation[1], padding[0], padding[1], P, Q, 0, 0, 1, 1)
+        return
+    if (engine or choose_engine(Cg * R * S, K // groups)) == "direct":
+        run_direct(x, weight, bias, out, stride, padding, dilation, groups, P, Q)
         return
     wmat = weight_matrix(weight.transpose(0, 2, 3, 1))
     Bp = band_rows(P, Q, Cg * R * S)

@@ -5,7 +5,8 @@ import math
 import numpy as np
 
 from ._tiling import band_rows, task_rows
-from .conv2d_forward import conv_packed, is_depthwise, weight_matrix
+from .conv2d_direct import run_direct
+from .conv2d_forward import choose_engine, conv_packed, is_depthwise, weight_matrix
 from .depthwise_conv2d import depthwise_direct
 
 
@@ -38,7 +39,8 @@ def stride_phase(a, stride, dilation, pad, kernel, n_out, size):
     return taps, dil, pad_before, count
 
 
-def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation, groups):
+def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation, groups,
+                      engine=None):
     """Write dL/dx into ``grad_input``.
 
     For each of the ``stride[0] * stride[1]`` phases of input positions, run
@@ -56,6 +58,8 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
     stride, padding, dilation : (int, int)
         As given to the forward pass (padding is top/left).
     groups : int
+    engine : {None, "direct", "packed"}
+        As for :func:`.conv2d_forward`, chosen per stride phase.
     """
     K, Cg, R, S = weight.shape
     G = groups
@@ -81,8 +85,13 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
                                  grad_input, 1, 1, dil_h, dil_w, pt, pl, Hp, Wp,
                                  ah, aw, stride[0], stride[1])
                 continue
-            wmat = weight_matrix(sub)
             Rm, Sm = len(rows), len(cols)
+            if (engine or choose_engine(Rm * Sm * Kg, Cg)) == "direct":
+                run_direct(grad_output, np.ascontiguousarray(sub.transpose(0, 3, 1, 2)), bias,
+                           grad_input, (1, 1), (pt, pl), (dil_h, dil_w), G, Hp, Wp,
+                           place=(ah, aw, stride[0], stride[1]))
+                continue
+            wmat = weight_matrix(sub)
             Bp = band_rows(Hp, Wp, Rm * Sm * Kg)
             B, Bp = task_rows(Hp, Bp, 1, (Rm - 1) * dil_h + 1, Wp + (Sm - 1) * dil_w, Kg,
                               grad_output.shape[0] * G)

@@ -17,11 +17,16 @@ def _run_everything(dtype):
     kw = dict(stride=(1, 2), padding=(1, 2), groups=2)
     y = fastconv.conv2d(x, w, None, **kw)
     g = rng.uniform(-1, 1, y.shape).astype(dtype)
+    # long reduction, many channels: the packed engine (the one above is direct)
+    xp = rng.uniform(-1, 1, (3, 32, 19, 17)).astype(dtype)
+    wp = rng.uniform(-1, 1, (32, 32, 3, 3)).astype(dtype)
+    yp = fastconv.conv2d(xp, wp, None, padding=1)
     out, idx = fastconv.max_pool2d(x, 3, stride=1, padding=1)  # heavily overlapping
     # large enough for the weight gradient's parallel path (small ones run serially)
     xb = rng.uniform(-1, 1, (8, 16, 40, 40)).astype(dtype)
     gb = rng.uniform(-1, 1, (8, 16, 40, 40)).astype(dtype)
     return [y, fastconv.conv2d_grad_input(x.shape, w, g, **kw),
+            yp, fastconv.conv2d_grad_input(xp.shape, wp, yp, padding=1),
             fastconv.conv2d_grad_weight(x, w.shape, g, **kw),
             fastconv.conv2d_grad_weight(xb, (16, 16, 3, 3), gb, padding=1),
             fastconv.conv2d_grad_weight(xb, (16, 4, 3, 3), gb[:, :, ::2, ::2].copy(),

@@ -1,0 +1,297 @@
+"""Direct convolution engine for short reductions and few output channels.
+
+The packed engine (:mod:`.conv2d_forward`) reduces over ``C*R*S`` innermost,
+which wastes its vector lanes when that reduction is short (1x1 filters, 1-3
+input channels) or when few output channels reuse its packed panel.  This
+engine vectorises over output pixels instead, with no packing:
+
+* Each task (image, group, band of ``B`` output rows) copies the input rows
+  it needs into a channels-first band, padded, and split into the
+  ``sh x sw`` stride phases of its rows and columns.  Tap ``(c, r, s)`` of
+  output pixel ``(a, q)`` then sits at ``eoff[c, r, s] + a*Wz + q`` in the
+  band, where ``Wz`` is the width of a phase plane: one flat, contiguous
+  index for every tap.  The pixels ``q >= Q`` of that flat index are
+  computed and discarded (the last ``(S-1)*dw // sw`` columns of each row).
+* The micro-kernel runs over a segment of up to ``TB`` flat pixels with the
+  pixel loop innermost: 4 output channels x 4 taps per pass, 16 weights in
+  registers, 4 band loads and 4 accumulator updates per 16 FMAs.  The
+  accumulators are a ``4 x TB`` L1-resident buffer, not registers.
+* Unit-stride, unpadded inputs whose rows are read whole (``Wz == W``) are
+  read in place: no band at all (every 1x1 stride-1 convolution).
+
+Everything inside the ``prange`` body is inlined, indexed with unsigned
+offsets and free of array views, so Numba marks the arrays ``noalias`` and
+LLVM vectorises the pixel loops without runtime alias checks.
+"""
+
+import numpy as np
+from numba import prange
+
+from ._jit import inline_helper, parallel_kernel
+from ._tiling import MIN_TASKS
+
+#: Flat pixels per micro-kernel segment: its ``4 x TB`` accumulators
+#: (8 KiB float32, 16 KiB float64) stay in L1.
+SEGMENT = 512
+
+#: Accumulator rows are ``SEGMENT + ROW_SKEW`` elements apart: at exactly
+#: 512 float64 (4 KiB) apart, loads from one row wait on stores to another
+#: ("4K aliasing"), which measured 2-4x slower in some processes.
+ROW_SKEW = 16
+
+#: Target elements of a task's band (128 KiB float32): it is re-read once per
+#: block of 4 output channels, from L2.
+BAND_ELEMENTS = 32768
+
+
+@inline_helper
+def _u(i):
+    """``i`` (>= 0) as an unsigned index: Numba then skips negative-index wraparound."""
+    return np.uint64(i)
+
+
+@inline_helper
+def _gather(x1, xb, H, W, Cg, h0, sh, sw, pl, Hz, Wz, use_h, use_w, band, zero):
+    """``band[((c*sh + ph)*sw + pw)*Hz*Wz + i*Wz + j] = xpad[c, h0 + i*sh + ph, j*sw + pw - pl]``.
+
+    ``x1`` is the flattened input and ``xb`` the offset of the group's first
+    channel of the image; rows and columns outside the input are zero.  Phase
+    planes no tap reads (``use_h``/``use_w`` false) are skipped.
+    """
+    plane = Hz * Wz
+    for c in range(Cg):
+        for ph in range(sh):
+            if use_h[ph] != 0:
+                for pw in range(sw):
+                    if use_w[pw] != 0:
+                        pb = ((c * sh + ph) * sw + pw) * plane
+                        # columns j with 0 <= j*sw + pw - pl < W
+                        j_lo = min(max(0, -((pw - pl) // sw)), Wz)
+                        j_hi = max(min(Wz, -((pw - pl - W) // sw)), j_lo)
+                        for i in range(Hz):
+                            h = h0 + i * sh + ph
+                            rb = pb + i * Wz
+                            if (h < 0) | (h >= H):
+                                for j in range(Wz):
+                                    band[_u(rb + j)] = zero
+                            else:
+                                xr = xb + (c * H + h) * W + pw - pl
+                                for j in range(j_lo):
+                                    band[_u(rb + j)] = zero
+                                for j in range(j_lo, j_hi):
+                                    band[_u(rb + j)] = x1[_u(xr + j * sw)]
+                                for j in range(j_hi, Wz):
+                                    band[_u(rb + j)] = zero
+
+
+@inline_helper
+def _segment(src, st, ln, eoff, E, w1, kw, acc, TA, zero):
+    """``acc[kk*TA + t] = sum_e w1[kw + kk*E + e] * src[eoff[e] + st + t]`` for kk < 4, t < ln."""
+    for t in range(ln):
+        acc[_u(t)] = zero
+        acc[_u(TA + t)] = zero
+        acc[_u(2 * TA + t)] = zero
+        acc[_u(3 * TA + t)] = zero
+    E4 = E - E % 4
+    for e in range(0, E4, 4):
+        o0 = eoff[e] + st
+        o1 = eoff[e + 1] + st
+        o2 = eoff[e + 2] + st
+        o3 = eoff[e + 3] + st
+        k0 = kw + e
+        k1 = k0 + E
+        k2 = k1 + E
+        k3 = k2 + E
+        w00 = w1[k0]
+        w01 = w1[k0 + 1]
+        w02 = w1[k0 + 2]
+        w03 = w1[k0 + 3]
+        w10 = w1[k1]
+        w11 = w1[k1 + 1]
+        w12 = w1[k1 + 2]
+        w13 = w1[k1 + 3]
+        w20 = w1[k2]
+        w21 = w1[k2 + 1]
+        w22 = w1[k2 + 2]
+        w23 = w1[k2 + 3]
+        w30 = w1[k3]
+        w31 = w1[k3 + 1]
+        w32 = w1[k3 + 2]
+        w33 = w1[k3 + 3]
+        for t in range(ln):
+            x0 = src[_u(o0 + t)]
+            x1 = src[_u(o1 + t)]
+            x2 = src[_u(o2 + t)]
+            x3 = src[_u(o3 + t)]
+            acc[_u(t)] += w00 * x0 + w01 * x1 + w02 * x2 + w03 * x3
+            acc[_u(TA + t)] += w10 * x0 + w11 * x1 + w12 * x2 + w13 * x3
+            acc[_u(2 * TA + t)] += w20 * x0 + w21 * x1 + w22 * x2 + w23 * x3
+            acc[_u(3 * TA + t)] += w30 * x0 + w31 * x1 + w32 * x2 + w33 * x3
+    for e in range(E4, E):
+        o0 = eoff[e] + st
+        w00 = w1[kw + e]
+        w10 = w1[kw + E + e]
+        w20 = w1[kw + 2 * E + e]
+        w30 = w1[kw + 3 * E + e]
+        for t in range(ln):
+            x0 = src[_u(o0 + t)]
+            acc[_u(t)] += w00 * x0
+            acc[_u(TA + t)] += w10 * x0
+            acc[_u(2 * TA + t)] += w20 * x0
+            acc[_u(3 * TA + t)] += w30 * x0
+
+
+@inline_helper
+def _write_back(acc, TA, st, ln, Wz, Q, kn, b1, k, o1, ob, oplane, row0, osh, Wo, ow0, osw):
+    """``out[k + kk, row0 + a*osh, ow0 + q*osw] = acc[kk*TA + a*Wz + q - st] + bias[k + kk]``.
+
+    For the first ``kn`` channels and the flat pixels ``st <= a*Wz + q <
+    st + ln`` with ``q < Q``; ``ob`` is the offset of channel ``k``'s plane
+    (``oplane`` elements) in the flattened output ``o1``.
+    """
+    for kk in range(kn):
+        bk = b1[k + kk]
+        for a in range(st // Wz, (st + ln - 1) // Wz + 1):
+            q_lo = max(st - a * Wz, 0)
+            q_hi = min(st + ln - a * Wz, Q)
+            orow = ob + kk * oplane + (row0 + a * osh) * Wo + ow0
+            ab = kk * TA + a * Wz - st
+            for q in range(q_lo, q_hi):
+                o1[_u(orow + q * osw)] = acc[_u(ab + q)] + bk
+
+
+@parallel_kernel
+def conv_direct(x1, N, Cin, H, W, w1, Kgp, b1, o1, Kout, Ho, Wo, R, S, G, sh, sw, dh, dw,
+                pt, pl, B, P, Q, oh0, ow0, osh, osw, TS, TA):
+    """Direct convolution: ``out[placed] = conv(x, w) + bias``, pixels innermost.
+
+    Parameters
+    ----------
+    x1 : ndarray, shape (N*Cin*H*W,)
+        The C-contiguous (N, Cin, H, W) input, flattened.
+    N, Cin, H, W : int
+    w1 : ndarray, shape (G*Kgp*E,)
+        Weights as ``(G, Kgp, Cg, R, S)``, flattened, ``E = Cg*R*S``; rows
+        ``Kout//G <= k < Kgp`` of each group are zero (``Kgp`` is a multiple of 4).
+    bias : ndarray, shape (Kout,)
+    o1 : ndarray, shape (N*Kout*Ho*Wo,)
+        The C-contiguous (N, Kout, Ho, Wo) output, flattened.  Output pixel
+        ``(p, q)`` is written at ``[oh0 + p*osh, ow0 + q*osw]``; nothing else
+        is touched.
+    R, S, G, sh, sw, dh, dw, pt, pl : int
+        Kernel size, groups, stride, dilation, top/left padding (negative crops).
+    B : int
+        Output rows per task.
+    P, Q, oh0, ow0, osh, osw : int
+        Output size and placement.
+    TS, TA : int
+        Flat pixels per micro-kernel segment (:data:`SEGMENT`) and distance
+        between accumulator rows (``SEGMENT + ROW_SKEW``).
+
+    Each prange iteration owns one (image, group, band of B output rows)
+    block of the output and its own band and accumulator buffers.
+    """
+    Cg = Cin // G
+    Kg = Kout // G
+    E = Cg * R * S
+    Hz = B + ((R - 1) * dh) // sh
+    Wz = Q + ((S - 1) * dw) // sw
+    in_place = (sh == 1) & (sw == 1) & (pt == 0) & (pl == 0) & (Wz == W) & (P + (R - 1) * dh <= H)
+    eoff = np.empty(E, dtype=np.int64)
+    for c in range(Cg):
+        for r in range(R):
+            for s in range(S):
+                if in_place:
+                    eoff[(c * R + r) * S + s] = (c * H + r * dh) * W + s * dw
+                else:
+                    phase = (c * sh + (r * dh) % sh) * sw + (s * dw) % sw
+                    eoff[(c * R + r) * S + s] = ((phase * Hz + (r * dh) // sh) * Wz
+                                                 + (s * dw) // sw)
+    # int64 flags: a bool array read in the prange body counts as an alias
+    # (and costs the noalias flag); np.zeros or a slice assignment here would
+    # each be a parallel region of their own.
+    use_h = np.empty(sh, dtype=np.int64)
+    use_w = np.empty(sw, dtype=np.int64)
+    for i in range(sh):
+        use_h[i] = 0
+    for i in range(sw):
+        use_w[i] = 0
+    for r in range(R):
+        use_h[(r * dh) % sh] = 1
+    for s in range(S):
+        use_w[(s * dw) % sw] = 1
+    zero = x1.dtype.type(0)
+    band_size = 0 if in_place else Cg * sh * sw * Hz * Wz
+    oplane = Ho * Wo
+    nb = (P + B - 1) // B
+    for task in prange(N * G * nb):
+        b = task % nb
+        ng = task // nb
+        g = ng % G
+        n = ng // G
+        p0 = b * B
+        rows = min(B, P - p0)
+        T = (rows - 1) * Wz + Q
+        xb = (n * Cin + g * Cg) * H * W
+        acc = np.empty(4 * TA, dtype=x1.dtype)
+        band = np.empty(band_size, dtype=x1.dtype)
+        if not in_place:
+            _gather(x1, xb, H, W, Cg, p0 * sh - pt, sh, sw, pl, Hz, Wz, use_h, use_w, band, zero)
+        for st in range(0, T, TS):
+            ln = min(TS, T - st)
+            for kb in range(0, Kg, 4):
+                k = g * Kg + kb
+                if in_place:
+                    _segment(x1, xb + p0 * W + st, ln, eoff, E, w1, (g * Kgp + kb) * E, acc, TA,
+                             zero)
+                else:
+                    _segment(band, st, ln, eoff, E, w1, (g * Kgp + kb) * E, acc, TA, zero)
+                _write_back(acc, TA, st, ln, Wz, Q, min(4, Kg - kb), b1, k, o1,
+                            (n * Kout + k) * oplane, oplane, oh0 + p0 * osh, osh, Wo, ow0, osw)
+
+
+def direct_weights(weight, groups):
+    """``(K, Cg, R, S)`` weights as the engine's flat ``(G, Kgp, Cg*R*S)`` with zero rows.
+
+    Returns
+    -------
+    (w1, Kgp) : (ndarray, int)
+    """
+    K = weight.shape[0]
+    Kg = K // groups
+    Kgp = (Kg + 3) // 4 * 4
+    E = weight[0].size
+    w = np.zeros((groups, Kgp, E), dtype=weight.dtype)
+    w[:, :Kg] = weight.reshape(groups, Kg, E)
+    return w.reshape(-1), Kgp
+
+
+def direct_rows(P, Q, Cg, R, S, sh, sw, dh, dw, n_outer):
+    """Output rows per task: a band of about :data:`BAND_ELEMENTS` and at least
+    :data:`~._tiling.MIN_TASKS` tasks (counting the ``n_outer`` images x groups)."""
+    Wz = Q + ((S - 1) * dw) // sw
+    extra = ((R - 1) * dh) // sh
+    per_row = max(Cg * sh * sw * Wz, 1)
+    rows = max(1, min(P, BAND_ELEMENTS // per_row - extra))
+    want_bands = -(-MIN_TASKS // max(n_outer, 1))
+    if -(-P // rows) < want_bands:
+        rows = max(1, -(-P // want_bands))
+    return rows
+
+
+def run_direct(x, weight, bias, out, stride, padding, dilation, groups, P, Q, place=(0, 0, 1, 1)):
+    """Run :func:`conv_direct` on C-contiguous 4-D arrays.
+
+    ``x`` (N, Cin, H, W), ``weight`` (K, Cin // groups, R, S), ``bias`` (K,)
+    and ``out`` (N, K, Ho, Wo) share one float dtype; ``stride``,
+    ``padding`` (top, left), ``dilation`` are pairs; ``P, Q`` is the output
+    size and ``place`` its ``(oh0, ow0, osh, osw)`` placement in ``out``.
+    """
+    N, Cin, H, W = x.shape
+    K, Cg, R, S = weight.shape
+    w1, Kgp = direct_weights(weight, groups)
+    B = direct_rows(P, Q, Cg, R, S, stride[0], stride[1], dilation[0], dilation[1],
+                    N * groups)
+    conv_direct(x.reshape(-1), N, Cin, H, W, w1, Kgp, bias, out.reshape(-1), out.shape[1],
+                out.shape[2], out.shape[3], R, S, groups, stride[0], stride[1],
+                dilation[0], dilation[1], padding[0], padding[1], B, P, Q, *place, SEGMENT, SEGMENT + ROW_SKEW)

@@ -1,0 +1,96 @@
+"""Both convolution engines, forced, against the reference.
+
+``conv2d`` and ``conv2d_grad_input`` pick the direct (pixels innermost) or
+the packed (reduction innermost) engine by problem shape; most random test
+problems are small and would only ever reach the direct one.  Here each
+engine runs every problem, and the two engines are compared on shapes from
+both sides of the switch.
+"""
+
+import importlib
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastconv
+from fastconv import reference as ref
+
+from _cases import conv_atol, conv_cases
+
+_CHOOSERS = [importlib.import_module(f"fastconv.kernels.{m}")
+             for m in ("conv2d_forward", "conv2d_grad_input")]
+
+
+@contextmanager
+def forced_engine(engine):
+    """Make every convolution in the block use ``engine`` ("direct" or "packed")."""
+    saved = [m.choose_engine for m in _CHOOSERS]
+    try:
+        for m in _CHOOSERS:
+            m.choose_engine = lambda reduction, out_channels: engine
+        yield
+    finally:
+        for m, f in zip(_CHOOSERS, saved):
+            m.choose_engine = f
+
+
+def _forward_and_grad_input(x, w, b, g, kwargs):
+    y = fastconv.conv2d(x, w, b, **kwargs)
+    gx = fastconv.conv2d_grad_input(x.shape, w, g, **kwargs)
+    return y, gx
+
+
+@pytest.mark.parametrize("engine", ["direct", "packed"])
+@settings(max_examples=60)
+@given(case=conv_cases(spatial=2), seed=st.integers(0, 2**16))
+def test_forced_engine_matches_reference(engine, case, seed):
+    x, w, b = case.arrays(seed)
+    y_ref = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                       **case.kwargs)
+    g = np.random.default_rng(seed + 1).uniform(-1, 1, y_ref.shape).astype(case.dtype)
+    with forced_engine(engine):
+        y, gx = _forward_and_grad_input(x, w, b, g, case.kwargs)
+    gx_ref = ref.conv2d_grad_input(x.shape, w.astype(np.float64), g.astype(np.float64),
+                                   **case.kwargs)
+    np.testing.assert_allclose(y, y_ref, rtol=0,
+                               atol=conv_atol(int(np.prod(w.shape[1:])) + 1, case.dtype))
+    n_gx = (w.shape[0] // case.groups) * int(np.prod(w.shape[2:]))
+    np.testing.assert_allclose(gx, gx_ref, rtol=0, atol=conv_atol(n_gx, case.dtype))
+
+
+# Shapes on both sides of the switch: long reductions with many channels
+# (packed by default), short ones, few output channels, strides, in-place
+# reads (stride 1, no padding), dilation and groups.
+ENGINE_SHAPES = [
+    ((2, 40, 11, 13), (24, 40, 3, 3), dict(stride=2, padding=1)),
+    ((2, 32, 9, 9), (32, 32, 3, 3), dict(padding=1)),
+    ((3, 64, 7, 8), (20, 64, 1, 1), dict()),
+    ((2, 3, 30, 31), (16, 3, 7, 7), dict(stride=2, padding=3)),
+    ((2, 36, 12, 12), (6, 18, 3, 2), dict(stride=(1, 2), dilation=(2, 1), groups=2)),
+    ((1, 17, 20, 5), (5, 17, 5, 3), dict(padding=(0, 2))),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", ENGINE_SHAPES)
+def test_engines_agree(x_shape, w_shape, kwargs, dtype):
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, x_shape).astype(dtype)
+    w = rng.uniform(-1, 1, w_shape).astype(dtype)
+    b = rng.uniform(-1, 1, w_shape[0]).astype(dtype)
+    g = rng.uniform(-1, 1, fastconv.conv2d(x, w, b, **kwargs).shape).astype(dtype)
+    with forced_engine("direct"):
+        direct = _forward_and_grad_input(x, w, b, g, kwargs)
+    with forced_engine("packed"):
+        packed = _forward_and_grad_input(x, w, b, g, kwargs)
+    want = (ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                       **kwargs),
+            ref.conv2d_grad_input(x_shape, w.astype(np.float64), g.astype(np.float64),
+                                  **kwargs))
+    n_terms = (int(np.prod(w_shape[1:])) + 1, w_shape[0] * w_shape[2] * w_shape[3])
+    for a, p, r, n in zip(direct, packed, want, n_terms):
+        np.testing.assert_allclose(a, r, rtol=0, atol=conv_atol(n, dtype))
+        np.testing.assert_allclose(p, r, rtol=0, atol=conv_atol(n, dtype))
