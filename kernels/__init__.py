@@ -8,7 +8,7 @@ checks its arguments.
 
 from . import _threading
 from .conv2d_forward import conv2d_forward
-from .conv2d_grad_input import conv2d_grad_input
+from .conv2d_grad_input import conv2d_grad_input, has_uncovered_phases
 from .conv2d_grad_weight import conv2d_grad_weight
 from .max_pool2d import max_pool2d_backward, max_pool2d_forward
 
@@ -24,10 +24,10 @@ def _configure_on_first_call(name):
     """
     kernel = _ENTRY_POINTS[name]
 
-    def first_call(*args):
+    def first_call(*args, **kwargs):
         _threading.configure()
         globals().update(_ENTRY_POINTS)
-        return kernel(*args)
+        return kernel(*args, **kwargs)
 
     first_call.__name__ = name
     first_call.__doc__ = kernel.__doc__
@@ -42,6 +42,7 @@ __all__ = [
     "conv2d_forward",
     "conv2d_grad_input",
     "conv2d_grad_weight",
+    "has_uncovered_phases",
     "max_pool2d_backward",
     "max_pool2d_forward",
 ]

@@ -39,8 +39,24 @@ def stride_phase(a, stride, dilation, pad, kernel, n_out, size):
     return taps, dil, pad_before, count
 
 
+def has_uncovered_phases(kernel_size, stride, padding, dilation, input_size):
+    """True if some stride phase of the input receives no gradient (it is all zeros).
+
+    That happens when the stride exceeds the dilated kernel's coverage, e.g.
+    a 1x1 convolution with stride 2.  The caller can then allocate
+    ``grad_input`` with ``np.zeros`` (free for fresh pages) and pass
+    ``zeroed=True`` instead of having those phases zeroed with strided writes.
+    All arguments are ``(height, width)`` pairs.
+    """
+    for k, s, p, d, n in zip(kernel_size, stride, padding, dilation, input_size):
+        for a in range(min(s, n)):
+            if not stride_phase(a, s, d, p, k, 0, n)[0]:
+                return True
+    return False
+
+
 def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation, groups,
-                      engine=None):
+                      engine=None, zeroed=False):
     """Write dL/dx into ``grad_input``.
 
     For each of the ``stride[0] * stride[1]`` phases of input positions, run
@@ -54,12 +70,15 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
     grad_output : ndarray, shape (N, K, P, Q), C-contiguous, float32 or float64
     weight : ndarray, shape (K, C // groups, R, S), C-contiguous, same dtype
     grad_input : ndarray, shape (N, C, H, W), C-contiguous, same dtype
-        Overwritten entirely.
+        Overwritten entirely (see ``zeroed``).
     stride, padding, dilation : (int, int)
         As given to the forward pass (padding is top/left).
     groups : int
     engine : {None, "direct", "packed"}
         As for :func:`.conv2d_forward`, chosen per stride phase.
+    zeroed : bool
+        ``grad_input`` is all zeros on entry: phases that receive no gradient
+        are left as they are (see :func:`has_uncovered_phases`).
     """
     K, Cg, R, S = weight.shape
     G = groups
@@ -77,7 +96,8 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
             if Hp == 0 or Wp == 0:
                 continue
             if not rows or not cols:
-                grad_input[:, :, ah::stride[0], aw::stride[1]] = 0
+                if not zeroed:
+                    grad_input[:, :, ah::stride[0], aw::stride[1]] = 0
                 continue
             sub = wt[:, rows][:, :, cols]
             if is_depthwise(weight, G):
