@@ -1,4 +1,4 @@
-"""Direct convolution engine for short reductions and few output channels.
+"""Direct convolution engine: short reductions, few output channels, depthwise.
 
 The packed engine (:mod:`.conv2d_forward`) reduces over ``C*R*S`` innermost,
 which wastes its vector lanes when that reduction is short (1x1 filters, 1-3
@@ -12,10 +12,10 @@ engine vectorises over output pixels instead, with no packing:
   band, where ``Wz`` is the width of a phase plane: one flat, contiguous
   index for every tap.  The pixels ``q >= Q`` of that flat index are
   computed and discarded (the last ``(S-1)*dw // sw`` columns of each row).
-* The micro-kernel runs over a segment of up to ``TB`` flat pixels with the
-  pixel loop innermost: 4 output channels x 4 taps per pass, 16 weights in
-  registers, 4 band loads and 4 accumulator updates per 16 FMAs.  The
-  accumulators are a ``4 x TB`` L1-resident buffer, not registers.
+* The micro-kernel runs over a segment of up to :data:`SEGMENT` flat pixels
+  with the pixel loop innermost: 4 output channels x 4 taps per pass, 16
+  weights in registers, 4 band loads and 4 accumulator updates per 16 FMAs.
+  The accumulators are a 4-row L1-resident buffer, not registers.
 * Unit-stride, unpadded inputs whose rows are read whole (``Wz == W``) are
   read in place: no band at all (every 1x1 stride-1 convolution).
 
@@ -30,7 +30,7 @@ from numba import prange
 from ._jit import inline_helper, parallel_kernel
 from ._tiling import MIN_TASKS
 
-#: Flat pixels per micro-kernel segment: its ``4 x TB`` accumulators
+#: Flat pixels per micro-kernel segment: its 4 accumulator rows
 #: (8 KiB float32, 16 KiB float64) stay in L1.
 SEGMENT = 512
 

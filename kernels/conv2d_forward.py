@@ -8,7 +8,6 @@ from ._microkernels import weights_times_panel
 from ._panels import gather_band, pack_rows_from_band
 from ._tiling import band_rows, padded, task_rows
 from .conv2d_direct import run_direct
-from .depthwise_conv2d import depthwise_direct
 
 #: The direct engine (pixels innermost) is used for reductions ``Cg*R*S`` up
 #: to this length, and for any reduction when a group has fewer than
@@ -94,11 +93,6 @@ def weight_matrix(weight_krsc):
     return wmat
 
 
-def is_depthwise(weight, groups):
-    """One input and one output channel per group: the direct kernel's case."""
-    return weight.shape[1] == 1 and weight.shape[0] == groups
-
-
 def choose_engine(reduction, out_channels):
     """``"direct"`` or ``"packed"`` for a convolution with this reduction length and group width."""
     if reduction <= DIRECT_MAX_REDUCTION or out_channels < DIRECT_MAX_CHANNELS:
@@ -121,14 +115,9 @@ def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups, engi
     groups : int
     engine : {None, "direct", "packed"}
         None picks by :func:`choose_engine`; tests force each engine.
-        Depthwise convolutions always use the depthwise kernel.
     """
     K, Cg, R, S = weight.shape
     P, Q = out.shape[2], out.shape[3]
-    if is_depthwise(weight, groups):
-        depthwise_direct(x, weight.reshape(K, R, S), bias, out, stride[0], stride[1],
-                         dilation[0], dilation[1], padding[0], padding[1], P, Q, 0, 0, 1, 1)
-        return
     if (engine or choose_engine(Cg * R * S, K // groups)) == "direct":
         run_direct(x, weight, bias, out, stride, padding, dilation, groups, P, Q)
         return

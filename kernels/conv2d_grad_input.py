@@ -6,8 +6,7 @@ import numpy as np
 
 from ._tiling import band_rows, task_rows
 from .conv2d_direct import run_direct
-from .conv2d_forward import choose_engine, conv_packed, is_depthwise, weight_matrix
-from .depthwise_conv2d import depthwise_direct
+from .conv2d_forward import choose_engine, conv_packed, weight_matrix
 
 
 def stride_phase(a, stride, dilation, pad, kernel, n_out, size):
@@ -100,11 +99,6 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
                     grad_input[:, :, ah::stride[0], aw::stride[1]] = 0
                 continue
             sub = wt[:, rows][:, :, cols]
-            if is_depthwise(weight, G):
-                depthwise_direct(grad_output, np.ascontiguousarray(sub[:, :, :, 0]), bias,
-                                 grad_input, 1, 1, dil_h, dil_w, pt, pl, Hp, Wp,
-                                 ah, aw, stride[0], stride[1])
-                continue
             Rm, Sm = len(rows), len(cols)
             if (engine or choose_engine(Rm * Sm * Kg, Cg)) == "direct":
                 run_direct(grad_output, np.ascontiguousarray(sub.transpose(0, 3, 1, 2)), bias,
