@@ -147,6 +147,44 @@ def _segment(src, st, ln, eoff, E, w1, kw, acc, TA, zero):
 
 
 @inline_helper
+def _segment1(src, st, ln, eoff, E, w1, kw, acc, a0, zero):
+    """One channel: ``acc[a0 + t] = sum_e w1[kw + e] * src[eoff[e] + st + t]`` for t < ln.
+
+    8 taps per pass: 8 loads, one accumulator load and store per 8 FMAs.
+    """
+    for t in range(ln):
+        acc[_u(a0 + t)] = zero
+    E8 = E - E % 8
+    for e in range(0, E8, 8):
+        o0 = eoff[e] + st
+        o1 = eoff[e + 1] + st
+        o2 = eoff[e + 2] + st
+        o3 = eoff[e + 3] + st
+        o4 = eoff[e + 4] + st
+        o5 = eoff[e + 5] + st
+        o6 = eoff[e + 6] + st
+        o7 = eoff[e + 7] + st
+        w0 = w1[kw + e]
+        w1_ = w1[kw + e + 1]
+        w2 = w1[kw + e + 2]
+        w3 = w1[kw + e + 3]
+        w4 = w1[kw + e + 4]
+        w5 = w1[kw + e + 5]
+        w6 = w1[kw + e + 6]
+        w7 = w1[kw + e + 7]
+        for t in range(ln):
+            acc[_u(a0 + t)] += ((w0 * src[_u(o0 + t)] + w1_ * src[_u(o1 + t)])
+                                + (w2 * src[_u(o2 + t)] + w3 * src[_u(o3 + t)])
+                                + ((w4 * src[_u(o4 + t)] + w5 * src[_u(o5 + t)])
+                                   + (w6 * src[_u(o6 + t)] + w7 * src[_u(o7 + t)])))
+    for e in range(E8, E):
+        o0 = eoff[e] + st
+        w0 = w1[kw + e]
+        for t in range(ln):
+            acc[_u(a0 + t)] += w0 * src[_u(o0 + t)]
+
+
+@inline_helper
 def _write_back(acc, TA, st, ln, Wz, Q, kn, b1, k, o1, ob, oplane, row0, osh, Wo, ow0, osw):
     """``out[k + kk, row0 + a*osh, ow0 + q*osw] = acc[kk*TA + a*Wz + q - st] + bias[k + kk]``.
 
@@ -245,7 +283,6 @@ def conv_direct(x1, N, Cin, H, W, w1, Kgp, b1, o1, Kout, Ho, Wo, R, S, G, sh, sw
         band = np.empty(band_size, dtype=x1.dtype)
         if not in_place:
             _gather(x1, xb, H, W, Cg, p0 * sh - pt, sh, sw, pl, Hz, Wz, use_h, use_w, band, zero)
-        if not in_place:
             for i in range(band_size - VW, band_size):
                 band[_u(i)] = zero
         # equal segments, each a multiple of the vector width: the vector loop
@@ -262,12 +299,20 @@ def conv_direct(x1, N, Cin, H, W, w1, Kgp, b1, o1, Kout, Ho, Wo, R, S, G, sh, sw
                 lnv = min(lnv, x1.size - (xb + p0 * W + st) - last_tap)
             for kb in range(0, Kg, 4):
                 k = g * Kg + kb
-                if in_place:
-                    _segment(x1, xb + p0 * W + st, lnv, eoff, E, w1, (g * Kgp + kb) * E, acc, TA,
-                             zero)
+                kw = (g * Kgp + kb) * E
+                kn = min(4, Kg - kb)
+                if in_place:  # (with fewer than 4 channels left, some rows have zero weights)
+                    _segment(x1, xb + p0 * W + st, lnv, eoff, E, w1, kw, acc, TA, zero)
+                elif kn == 4:
+                    _segment(band, st, lnv, eoff, E, w1, kw, acc, TA, zero)
                 else:
-                    _segment(band, st, lnv, eoff, E, w1, (g * Kgp + kb) * E, acc, TA, zero)
-                _write_back(acc, TA, st, ln, Wz, Q, min(4, Kg - kb), b1, k, o1,
+                    # 1-3 channels left (few output channels, depthwise): one at
+                    # a time, so no FMA multiplies a zero weight row (2x faster
+                    # for 1 channel); not in place, to save one more inlined
+                    # copy of the loop (compile time)
+                    for kk in range(kn):
+                        _segment1(band, st, lnv, eoff, E, w1, kw + kk * E, acc, kk * TA, zero)
+                _write_back(acc, TA, st, ln, Wz, Q, kn, b1, k, o1,
                             (n * Kout + k) * oplane, oplane, oh0 + p0 * osh, osh, Wo, ow0, osw)
 
 
