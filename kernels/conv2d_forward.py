@@ -119,7 +119,7 @@ def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups, engi
     K, Cg, R, S = weight.shape
     P, Q = out.shape[2], out.shape[3]
     if (engine or choose_engine(Cg * R * S, K // groups)) == "direct":
-        run_direct(x, weight, bias, out, stride, padding, dilation, groups, P, Q)
+        run_direct(x, weight, bias, out, stride, padding, dilation, P, Q)
         return
     wmat = weight_matrix(weight.transpose(0, 2, 3, 1))
     Bp = band_rows(P, Q, Cg * R * S)

@@ -102,7 +102,7 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
             Rm, Sm = len(rows), len(cols)
             if (engine or choose_engine(Rm * Sm * Kg, Cg)) == "direct":
                 run_direct(grad_output, np.ascontiguousarray(sub.transpose(0, 3, 1, 2)), bias,
-                           grad_input, (1, 1), (pt, pl), (dil_h, dil_w), G, Hp, Wp,
+                           grad_input, (1, 1), (pt, pl), (dil_h, dil_w), Hp, Wp,
                            place=(ah, aw, stride[0], stride[1]))
                 continue
             wmat = weight_matrix(sub)
