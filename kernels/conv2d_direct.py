@@ -15,12 +15,13 @@ engine vectorises over output pixels instead, with no packing:
 * The micro-kernel runs over a segment of up to :data:`SEGMENT` flat pixels
   with the pixel loop innermost: 4 output channels x 4 taps per pass, 16
   weights in registers, 4 band loads and 4 accumulator updates per 16 FMAs.
-  The accumulators are a 4-row L1-resident buffer, not registers.  The last
-  1-3 output channels of a group (and depthwise convolutions) run a
-  one-channel, 8-tap variant instead of multiplying zero weights.
+  The accumulators are a 4-row L1-resident buffer, not registers.  A last
+  block of 3 channels repeats its third row; a last block of 1-2 channels
+  (depthwise convolutions, few-channel outputs) runs a one-channel, 8-tap
+  variant instead of wasting FMAs.
 * Unit-stride, unpadded inputs whose rows are read whole (``Wz == W``) are
-  read in place when the output channels per group are a multiple of 4: no
-  band at all (e.g. 1x1 stride-1 convolutions).
+  read in place, unless a block of 1-2 channels is left: no band at all
+  (e.g. 1x1 stride-1 convolutions).
 * Segments are rounded up to the vector width, so the vector loop has no
   scalar remainder; the extra pixels read a zeroed tail of the band.
 
@@ -100,8 +101,11 @@ def _gather(x1, xb, H, W, Cg, h0, sh, sw, pl, Hz, Wz, use_h, use_w, band, zero):
 
 
 @inline_helper
-def _segment(src, st, ln, eoff, E, w1, kw, acc, TA, zero):
-    """``acc[kk*TA + t] = sum_e w1[kw + kk*E + e] * src[eoff[e] + st + t]`` for kk < 4, t < ln."""
+def _segment(src, st, ln, eoff, E, w1, kw0, kw1, kw2, kw3, acc, TA, zero):
+    """``acc[kk*TA + t] = sum_e w1[kwkk + e] * src[eoff[e] + st + t]`` for kk < 4, t < ln.
+
+    ``kw0..kw3`` are the offsets of the 4 channels' weight rows in ``w1``.
+    """
     for t in range(ln):
         acc[_u(t)] = zero
         acc[_u(TA + t)] = zero
@@ -113,10 +117,10 @@ def _segment(src, st, ln, eoff, E, w1, kw, acc, TA, zero):
         o1 = eoff[e + 1] + st
         o2 = eoff[e + 2] + st
         o3 = eoff[e + 3] + st
-        k0 = kw + e
-        k1 = k0 + E
-        k2 = k1 + E
-        k3 = k2 + E
+        k0 = kw0 + e
+        k1 = kw1 + e
+        k2 = kw2 + e
+        k3 = kw3 + e
         w00 = w1[k0]
         w01 = w1[k0 + 1]
         w02 = w1[k0 + 2]
@@ -144,10 +148,10 @@ def _segment(src, st, ln, eoff, E, w1, kw, acc, TA, zero):
             acc[_u(3 * TA + t)] += w30 * x0 + w31 * x1 + w32 * x2 + w33 * x3
     for e in range(E4, E):
         o0 = eoff[e] + st
-        w00 = w1[kw + e]
-        w10 = w1[kw + E + e]
-        w20 = w1[kw + 2 * E + e]
-        w30 = w1[kw + 3 * E + e]
+        w00 = w1[kw0 + e]
+        w10 = w1[kw1 + e]
+        w20 = w1[kw2 + e]
+        w30 = w1[kw3 + e]
         for t in range(ln):
             x0 = src[_u(o0 + t)]
             acc[_u(t)] += w00 * x0
@@ -251,11 +255,10 @@ def conv_direct(x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh,
     E = Cg * R * S
     Hz = B + ((R - 1) * dh) // sh
     Wz = Q + ((S - 1) * dw) // sw
-    # in place: read x itself (unit stride, no padding, whole rows); the
-    # 4-channel micro-kernel then also serves the last 1-3 channels, which
-    # is only safe (and only fast) when there are none
+    # in place: read x itself (unit stride, no padding, whole rows); not when
+    # a block of 1-2 channels is left, whose one-channel kernel reads the band
     in_place = ((sh == 1) & (sw == 1) & (pt == 0) & (pl == 0) & (Wz == W)
-                & (P + (R - 1) * dh <= H) & (Kg % 4 == 0))
+                & (P + (R - 1) * dh <= H) & (Kg % 4 != 1) & (Kg % 4 != 2))
     eoff = np.empty(E, dtype=np.int64)
     for c in range(Cg):
         for r in range(R):
@@ -314,19 +317,22 @@ def conv_direct(x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh,
             if in_place:
                 lnv = min(lnv, x1.size - (xb + p0 * W + st) - last_tap)
             for kb in range(0, Kg, 4):
-                k = g * Kg + kb
                 kw = (g * Kg + kb) * E
                 kn = min(4, Kg - kb)
-                if in_place:
-                    _segment(x1, xb + p0 * W + st, lnv, eoff, E, w1, kw, acc, TA, zero)
-                elif kn == 4:
-                    _segment(band, st, lnv, eoff, E, w1, kw, acc, TA, zero)
-                else:
-                    # 1-3 channels left (few output channels, depthwise): one at
-                    # a time, so no FMA multiplies a zero weight row (2x faster
-                    # for 1 channel)
+                if kn <= 2:
+                    # 1-2 channels left (depthwise, few-channel outputs): one
+                    # at a time, so no FMA is wasted (2x faster for 1 channel)
                     for kk in range(kn):
                         _segment1(band, st, lnv, eoff, E, w1, kw + kk * E, acc, kk * TA, zero)
+                else:
+                    kw3 = kw + (kn - 1) * E  # 3 channels left: the 4th row repeats the 3rd
+                    if in_place:
+                        _segment(x1, xb + p0 * W + st, lnv, eoff, E, w1, kw, kw + E,
+                                 kw + 2 * E, kw3, acc, TA, zero)
+                    else:
+                        _segment(band, st, lnv, eoff, E, w1, kw, kw + E, kw + 2 * E, kw3, acc,
+                                 TA, zero)
+                k = g * Kg + kb
                 _write_back(acc, TA, st, ln, Wz, Q, kn, b1, k, o1,
                             (n * Kout + k) * oplane, oplane, oh0 + p0 * osh, osh, Wo, ow0, osw)
 
