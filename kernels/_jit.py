@@ -17,6 +17,8 @@ Why these options:
 * ``boundscheck=False``: kernels receive validated, contiguous arrays.
 """
 
+import types
+
 import numba
 
 #: Fast-math flags for arithmetic kernels (convolutions and their gradients).
@@ -31,6 +33,23 @@ _COMMON = dict(cache=True, error_model="numpy", boundscheck=False, nogil=True)
 def parallel_kernel(fn):
     """Compile ``fn`` as a parallel arithmetic kernel (uses ``prange``)."""
     return numba.njit(parallel=True, fastmath=set(ARITH_FASTMATH), **_COMMON)(fn)
+
+
+def serial_variant(kernel, name):
+    """A serial build of the parallel ``kernel`` (its ``prange`` runs as ``range``).
+
+    For problems so small that starting the thread pool (about 2.6 us on
+    this machine) costs more than the work.  ``kernel``'s Python function
+    is copied under ``name`` first: Numba's on-disk cache is keyed by the
+    function's name and source line, and two builds of one function would
+    share (and overwrite) one cache entry.  It compiles on its first call.
+    """
+    fn = kernel.py_func
+    code = fn.__code__.replace(co_name=name, co_qualname=name)
+    copy = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    copy.__doc__ = fn.__doc__
+    copy.__module__ = fn.__module__
+    return numba.njit(parallel=False, fastmath=set(ARITH_FASTMATH), **_COMMON)(copy)
 
 
 def serial_helper(fn):

@@ -38,7 +38,7 @@ LLVM vectorises the pixel loops without runtime alias checks.
 import numpy as np
 from numba import prange
 
-from ._jit import inline_helper, parallel_kernel
+from ._jit import inline_helper, parallel_kernel, serial_variant
 from ._tiling import MIN_TASKS
 
 #: Flat pixels per micro-kernel segment: its 4 accumulator rows
@@ -351,7 +351,17 @@ def direct_rows(P, Q, Cg, R, S, sh, sw, dh, dw, n_outer):
     return rows
 
 
+conv_direct_serial = serial_variant(conv_direct, "conv_direct_serial")
+
+#: Below this many multiply-adds a call runs on the calling thread
+#: (:data:`conv_direct_serial`): waking the thread pool costs about 2.6 us,
+#: the time of ~100k multiply-adds on one core.
+SERIAL_MACS = 1 << 16
+
+
 def run_direct(x, weight, bias, out, stride, padding, dilation, P, Q, place=(0, 0, 1, 1)):
     """Run :func:`conv_direct` (arguments as there, pairs for stride, padding, dilation)."""
-    conv_direct(x, weight, bias, out, stride[0], stride[1], dilation[0], dilation[1],
-                padding[0], padding[1], P, Q, place[0], place[1], place[2], place[3])
+    macs = x.shape[0] * weight.size * P * Q
+    kernel = conv_direct_serial if macs < SERIAL_MACS else conv_direct
+    kernel(x, weight, bias, out, stride[0], stride[1], dilation[0], dilation[1],
+           padding[0], padding[1], P, Q, place[0], place[1], place[2], place[3])

@@ -22,6 +22,7 @@ from _cases import conv_atol, conv_cases
 
 _CHOOSERS = [importlib.import_module(f"fastconv.kernels.{m}")
              for m in ("conv2d_forward", "conv2d_grad_input")]
+_DIRECT = importlib.import_module("fastconv.kernels.conv2d_direct")
 
 
 @contextmanager
@@ -37,13 +38,26 @@ def forced_engine(engine):
             m.choose_engine = f
 
 
+@contextmanager
+def forced_direct_build(build):
+    """Make the direct engine run its "serial" or "parallel" build for every size
+    ("default": choose by size as usual)."""
+    saved = _DIRECT.SERIAL_MACS
+    try:
+        if build != "default":
+            _DIRECT.SERIAL_MACS = 2**62 if build == "serial" else 0
+        yield
+    finally:
+        _DIRECT.SERIAL_MACS = saved
+
+
 def _forward_and_grad_input(x, w, b, g, kwargs):
     y = fastconv.conv2d(x, w, b, **kwargs)
     gx = fastconv.conv2d_grad_input(x.shape, w, g, **kwargs)
     return y, gx
 
 
-@pytest.mark.parametrize("engine", ["direct", "packed"])
+@pytest.mark.parametrize("engine", ["direct", "packed", "direct-serial", "direct-parallel"])
 @settings(max_examples=60)
 @given(case=conv_cases(spatial=2), seed=st.integers(0, 2**16))
 def test_forced_engine_matches_reference(engine, case, seed):
@@ -51,7 +65,8 @@ def test_forced_engine_matches_reference(engine, case, seed):
     y_ref = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
                        **case.kwargs)
     g = np.random.default_rng(seed + 1).uniform(-1, 1, y_ref.shape).astype(case.dtype)
-    with forced_engine(engine):
+    name, _, build = engine.partition("-")
+    with forced_engine(name), forced_direct_build(build or "default"):
         y, gx = _forward_and_grad_input(x, w, b, g, case.kwargs)
     gx_ref = ref.conv2d_grad_input(x.shape, w.astype(np.float64), g.astype(np.float64),
                                    **case.kwargs)
