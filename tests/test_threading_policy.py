@@ -13,7 +13,8 @@ import numpy as np, numba, fastconv
 from fastconv.kernels import _threading
 from numba.np.ufunc import parallel
 started_at_import = parallel._is_initialized or _threading.STATUS is not None
-fastconv.conv2d(np.ones((1, 2, 4, 4)), np.ones((2, 2, 2, 2)))
+# large enough for a parallel region (small calls run on the calling thread)
+fastconv.conv2d(np.ones((2, 8, 16, 16)), np.ones((8, 8, 3, 3)))
 print(json.dumps({"env_same": dict(os.environ) == before, "layer": numba.threading_layer(),
                   "status": _threading.STATUS, "started_at_import": started_at_import}))
 """
@@ -52,8 +53,8 @@ def test_fork_after_import_is_safe():
 import os, numpy as np, fastconv
 pid = os.fork()
 if pid == 0:
-    y = fastconv.conv2d(np.ones((2, 3, 9, 9)), np.ones((4, 3, 3, 3)))
-    os._exit(0 if float(y.sum()) == 2 * 4 * 49 * 27 else 3)
+    y = fastconv.conv2d(np.ones((2, 8, 16, 16)), np.ones((8, 8, 3, 3)))  # a parallel call
+    os._exit(0 if float(y.sum()) == 2 * 8 * 14 * 14 * 72 else 3)
 _, status = os.waitpid(pid, 0)
 print(os.waitstatus_to_exitcode(status))
 """
