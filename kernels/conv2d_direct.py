@@ -340,11 +340,18 @@ def conv_direct(x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh,
 @inline_helper
 def direct_rows(P, Q, Cg, R, S, sh, sw, dh, dw, n_outer):
     """Output rows per task: a band of about :data:`BAND_ELEMENTS` and at least
-    :data:`~._tiling.MIN_TASKS` tasks (counting the ``n_outer`` images x groups)."""
+    :data:`~._tiling.MIN_TASKS` tasks (counting the ``n_outer`` images x groups).
+
+    A band also gets at least ``4 * extra`` output rows, where ``extra`` is
+    the rows it holds beyond them (the kernel's height in phase rows), so
+    that at most a fifth of it is gathered twice: with many channels and
+    wide rows the size target alone gave one output row per band (the
+    ResNet-50 stem's input gradient: 64 channels, 4 extra rows each).
+    """
     Wz = Q + ((S - 1) * dw) // sw
     extra = ((R - 1) * dh) // sh
     per_row = max(Cg * sh * sw * Wz, 1)
-    rows = max(1, min(P, BAND_ELEMENTS // per_row - extra))
+    rows = max(1, min(P, max(BAND_ELEMENTS // per_row - extra, 4 * extra)))
     want_bands = -(-MIN_TASKS // max(n_outer, 1))
     if -(-P // rows) < want_bands:
         rows = max(1, -(-P // want_bands))
