@@ -158,22 +158,24 @@ def grad_weight_chunk(ch, nchunks, x, dy, acc, mode, in_place, ksplit, G, cblock
             cb = min(cblock, Cg - c0)
             i0 = c0 * R * S
             i1 = min(NTp, i0 + (cb * R * S + 3) // 4 * 4)
+            # one call site for the micro-kernel (each call site is another
+            # inlined copy for LLVM to optimise: compile time)
             if in_place == X_IN_PLACE:
-                dy_times_taps(dy2, n * K + g * Kg + k_lo, p0 * Q, x2, n * C + g * Cg + c0,
-                              p0 * Q, xrow, off, T, nk, i0, i1, (c0 + cb) * R * S, acc_g)
-                continue
-            if mode == DIRECT:
-                pack_x_direct(x, g * Cg + c0, cb, cblock, phases_h, phases_w, sh, sw,
-                              Hs, Ws, (G0 + emin) * Ws - lead, T + span, buf)
+                xs, xr0, xo0 = x2, n * C + g * Cg + c0, p0 * Q
             else:
-                pack_x_panel(x, g * Cg + c0, cb, R, S, sh, sw, dh, dw, pt, pl,
-                             P, Q, G0, rows, T, buf)
-            if in_place == DY_IN_PLACE:
-                dy_times_taps(dy2, n * K + g * Kg + k_lo, p0 * Q, buf, 0, 0,
-                              xrow, off, T, nk, i0, i1, (c0 + cb) * R * S, acc_g)
+                xs, xr0, xo0 = buf, 0, 0
+                if mode == DIRECT:
+                    pack_x_direct(x, g * Cg + c0, cb, cblock, phases_h, phases_w, sh, sw,
+                                  Hs, Ws, (G0 + emin) * Ws - lead, T + span, buf)
+                else:
+                    pack_x_panel(x, g * Cg + c0, cb, R, S, sh, sw, dh, dw, pt, pl,
+                                 P, Q, G0, rows, T, buf)
+            if in_place:
+                dys, kr0, t0 = dy2, n * K + g * Kg + k_lo, p0 * Q
             else:
-                dy_times_taps(dyb, 0, 0, buf, 0, 0,
-                              xrow, off, T, nk, i0, i1, (c0 + cb) * R * S, acc_g)
+                dys, kr0, t0 = dyb, 0, 0
+            dy_times_taps(dys, kr0, t0, xs, xr0, xo0, xrow, off, T, nk, i0, i1,
+                          (c0 + cb) * R * S, acc_g)
 
 
 @serial_helper
