@@ -240,17 +240,16 @@ def conv_direct(x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh,
     come from :func:`direct_rows` (shape only).
     """
     N, Cin, H, W = x.shape
-    Kout, Cgw, R, S = weight.shape
+    Kout, Cg, R, S = weight.shape
     Ho, Wo = out.shape[2], out.shape[3]
-    G = Cin // Cgw
+    G = Cin // Cg
     TS = SEGMENT
     TA = SEGMENT + ROW_SKEW
-    B = direct_rows(P, Q, Cgw, R, S, sh, sw, dh, dw, N * G)
+    B = direct_rows(P, Q, Cg, R, S, sh, sw, dh, dw, N * G)
     # flat views, taken outside the prange body (views inside it cost noalias)
     x1 = x.reshape(x.size)
     w1 = weight.reshape(weight.size)
     o1 = out.reshape(out.size)
-    Cg = Cin // G
     Kg = Kout // G
     E = Cg * R * S
     Hz = B + ((R - 1) * dh) // sh
