@@ -4,6 +4,8 @@ Band heights and chunk counts depend only on the problem shape, never on the
 number of threads, so results are bit-for-bit identical at any thread count.
 """
 
+from ._jit import inline_helper
+
 #: Target elements per panel: 32768 float32 (128 KiB) or float64 (256 KiB)
 #: leaves room in Zen 4's 1 MiB L2 for the weights and the output tile.
 PANEL_ELEMENTS = 32768
@@ -77,3 +79,16 @@ def task_rows(P, panel_rows, sh, span_h, cols_in, Cg, n_outer):
         rows = max(1, -(-P // want_bands))
         panel_rows = min(panel_rows, rows)
     return rows, panel_rows
+
+
+@inline_helper
+def band_task(task, nb, G, B, P):
+    """Image ``n``, group ``g``, first output row ``p0`` and row count of band task ``task``.
+
+    Tasks run over (image, group, band of ``B`` output rows), bands fastest;
+    ``nb = ceil(P / B)`` bands per image and group.
+    """
+    b = task % nb
+    ng = task // nb
+    p0 = b * B
+    return ng // G, ng % G, p0, min(B, P - p0)

@@ -39,7 +39,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import inline_helper, parallel_kernel, serial_variant
-from ._tiling import MIN_TASKS
+from ._tiling import MIN_TASKS, band_task
 
 #: Flat pixels per micro-kernel segment: its 4 accumulator rows
 #: (8 KiB float32, 16 KiB float64) stay in L1.
@@ -289,12 +289,7 @@ def conv_direct(x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh,
     oplane = Ho * Wo
     nb = (P + B - 1) // B
     for task in prange(N * G * nb):
-        b = task % nb
-        ng = task // nb
-        g = ng % G
-        n = ng // G
-        p0 = b * B
-        rows = min(B, P - p0)
+        n, g, p0, rows = band_task(task, nb, G, B, P)
         T = (rows - 1) * Wz + Q
         xb = (n * Cin + g * Cg) * H * W
         acc = np.empty(4 * TA, dtype=x1.dtype)

@@ -6,7 +6,7 @@ from numba import prange
 from ._jit import parallel_kernel
 from ._microkernels import weights_times_panel
 from ._panels import gather_band, pack_rows_from_band
-from ._tiling import band_rows, padded, task_rows
+from ._tiling import band_rows, band_task, padded, task_rows
 from .conv2d_direct import run_direct
 
 #: The direct engine (pixels innermost) is used for reductions ``Cg*R*S`` up
@@ -62,12 +62,7 @@ def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
     Wo = out.shape[3]
     out3 = out.reshape((N, Kout, out.shape[2] * Wo))
     for task in prange(N * G * nb):
-        b = task % nb
-        ng = task // nb
-        g = ng % G
-        n = ng // G
-        p0 = b * B
-        rows = min(B, P - p0)
+        n, g, p0, rows = band_task(task, nb, G, B, P)
         band = np.empty((rows_in, cols_in, Cg), dtype=src.dtype)
         panel = np.empty((Bp * Q, L), dtype=src.dtype)
         for t in range(Bp * Q):  # packing writes columns < CRS; the vector padding must be zero
