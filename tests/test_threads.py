@@ -18,8 +18,8 @@ def _run_everything(dtype):
     y = fastconv.conv2d(x, w, None, **kw)
     g = rng.uniform(-1, 1, y.shape).astype(dtype)
     # long reduction, many channels: the packed engine (the one above is direct)
-    xp = rng.uniform(-1, 1, (3, 32, 19, 17)).astype(dtype)
-    wp = rng.uniform(-1, 1, (32, 32, 3, 3)).astype(dtype)
+    xp = rng.uniform(-1, 1, (3, 48, 19, 17)).astype(dtype)
+    wp = rng.uniform(-1, 1, (32, 48, 3, 3)).astype(dtype)
     yp = fastconv.conv2d(xp, wp, None, padding=1)
     out, idx = fastconv.max_pool2d(x, 3, stride=1, padding=1)  # heavily overlapping
     # large enough for the weight gradient's parallel path (small ones run serially)
