@@ -64,13 +64,8 @@ def _grad_input(input_shape, weight, grad_output, stride, padding, dilation, gro
     dtype = v.result_dtype(weight, grad_output)
     wk = v.as_kernel_array(_lift(weight, spatial), dtype)
     gk = v.as_kernel_array(_lift(grad_output, spatial), dtype)
-    # Phases that get no gradient (stride > dilated kernel) must be zero: calloc'd
-    # pages are zero already, and strided zeroing would touch every page serially.
-    gaps = kernels.has_uncovered_phases(wk.shape[2:], geo.stride, geo.pad_top_left, geo.dilation,
-                                        geo.input_shape[2:])
-    grad_x = (np.zeros if gaps else np.empty)(geo.input_shape, dtype)
-    kernels.conv2d_grad_input(gk, wk, grad_x, geo.stride, geo.pad_top_left, geo.dilation,
-                              geo.groups, zeroed=gaps)
+    grad_x = np.empty(geo.input_shape, dtype)
+    kernels.conv2d_grad_input(gk, wk, grad_x, geo.stride, geo.pad_top_left, geo.dilation, geo.groups)
     return grad_x[:, :, 0, :] if spatial == 1 else grad_x
 
 

@@ -8,7 +8,7 @@ checks its arguments.
 
 from . import _threading
 from .conv2d_forward import conv2d_forward
-from .conv2d_grad_input import conv2d_grad_input, has_uncovered_phases
+from .conv2d_grad_input import conv2d_grad_input
 from .conv2d_grad_weight import conv2d_grad_weight
 from .max_pool2d import max_pool2d_backward, max_pool2d_forward
 
@@ -42,7 +42,6 @@ __all__ = [
     "conv2d_forward",
     "conv2d_grad_input",
     "conv2d_grad_weight",
-    "has_uncovered_phases",
     "max_pool2d_backward",
     "max_pool2d_forward",
 ]

@@ -38,24 +38,8 @@ def stride_phase(a, stride, dilation, pad, kernel, n_out, size):
     return taps, dil, pad_before, count
 
 
-def has_uncovered_phases(kernel_size, stride, padding, dilation, input_size):
-    """True if some stride phase of the input receives no gradient (it is all zeros).
-
-    That happens when the stride exceeds the dilated kernel's coverage, e.g.
-    a 1x1 convolution with stride 2.  The caller can then allocate
-    ``grad_input`` with ``np.zeros`` (free for fresh pages) and pass
-    ``zeroed=True`` instead of having those phases zeroed with strided writes.
-    All arguments are ``(height, width)`` pairs.
-    """
-    for k, s, p, d, n in zip(kernel_size, stride, padding, dilation, input_size):
-        for a in range(min(s, n)):
-            if not stride_phase(a, s, d, p, k, 0, n)[0]:
-                return True
-    return False
-
-
 def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation, groups,
-                      engine=None, zeroed=False):
+                      engine=None):
     """Write dL/dx into ``grad_input``.
 
     For each of the ``stride[0] * stride[1]`` phases of input positions, run
@@ -69,15 +53,12 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
     grad_output : ndarray, shape (N, K, P, Q), C-contiguous, float32 or float64
     weight : ndarray, shape (K, C // groups, R, S), C-contiguous, same dtype
     grad_input : ndarray, shape (N, C, H, W), C-contiguous, same dtype
-        Overwritten entirely (see ``zeroed``).
+        Overwritten entirely.
     stride, padding, dilation : (int, int)
         As given to the forward pass (padding is top/left).
     groups : int
     engine : {None, "direct", "packed"}
         As for :func:`.conv2d_forward`, chosen per stride phase.
-    zeroed : bool
-        ``grad_input`` is all zeros on entry: phases that receive no gradient
-        are left as they are (see :func:`has_uncovered_phases`).
     """
     K, Cg, R, S = weight.shape
     G = groups
@@ -86,26 +67,27 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
     H, W = grad_input.shape[2], grad_input.shape[3]
     P, Q = grad_output.shape[2], grad_output.shape[3]
     bias = np.zeros(C, dtype=grad_output.dtype)
-    # wt[g*Cg + c, r, s, k] = weight[g*Kg + k, c, r, s]
-    wt = weight.reshape(G, Kg, Cg, R, S).transpose(0, 2, 3, 4, 1).reshape(C, R, S, Kg)
-    for ah in range(stride[0]):
-        rows, dil_h, pt, Hp = stride_phase(ah, stride[0], dilation[0], padding[0], R, P, H)
-        for aw in range(stride[1]):
-            cols, dil_w, pl, Wp = stride_phase(aw, stride[1], dilation[1], padding[1], S, Q, W)
-            if Hp == 0 or Wp == 0:
+    # in/out channels swapped within each group: ws[g*Cg + c, k] = weight[g*Kg + k, c]
+    ws = weight.reshape(G, Kg, Cg, R, S).transpose(0, 2, 1, 3, 4).reshape(C, Kg, R, S)
+    phases_h = [(ah,) + stride_phase(ah, stride[0], dilation[0], padding[0], R, P, H)
+                for ah in range(stride[0])]
+    phases_w = [(aw,) + stride_phase(aw, stride[1], dilation[1], padding[1], S, Q, W)
+                for aw in range(stride[1])]
+    if any(count and not taps for _, taps, _, _, count in phases_h + phases_w):
+        # some phase gets no gradient (stride > dilated kernel, e.g. 1x1 stride
+        # 2): one contiguous fill, 4.7x faster than zeroing the phases strided
+        grad_input.fill(0)
+    for ah, rows, dil_h, pt, Hp in phases_h:
+        for aw, cols, dil_w, pl, Wp in phases_w:
+            if Hp == 0 or Wp == 0 or not rows or not cols:
                 continue
-            if not rows or not cols:
-                if not zeroed:
-                    grad_input[:, :, ah::stride[0], aw::stride[1]] = 0
-                continue
-            sub = wt[:, rows][:, :, cols]
+            sub = np.ascontiguousarray(ws[:, :, rows][:, :, :, cols])  # (C, Kg, Rm, Sm)
             Rm, Sm = len(rows), len(cols)
             if (engine or choose_engine(Rm * Sm * Kg, Cg)) == "direct":
-                run_direct(grad_output, np.ascontiguousarray(sub.transpose(0, 3, 1, 2)), bias,
-                           grad_input, (1, 1), (pt, pl), (dil_h, dil_w), Hp, Wp,
-                           place=(ah, aw, stride[0], stride[1]))
+                run_direct(grad_output, sub, bias, grad_input, (1, 1), (pt, pl), (dil_h, dil_w),
+                           Hp, Wp, place=(ah, aw, stride[0], stride[1]))
                 continue
-            wmat = weight_matrix(sub)
+            wmat = weight_matrix(sub.transpose(0, 2, 3, 1))
             Bp = band_rows(Hp, Wp, Rm * Sm * Kg)
             B, Bp = task_rows(Hp, Bp, 1, (Rm - 1) * dil_h + 1, Wp + (Sm - 1) * dil_w, Kg,
                               grad_output.shape[0] * G)
