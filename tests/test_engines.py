@@ -109,3 +109,20 @@ def test_engines_agree(x_shape, w_shape, kwargs, dtype):
     for a, p, r, n in zip(direct, packed, want, n_terms):
         np.testing.assert_allclose(a, r, rtol=0, atol=conv_atol(n, dtype))
         np.testing.assert_allclose(p, r, rtol=0, atol=conv_atol(n, dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.parametrize("out_channels", range(1, 12))
+def test_direct_channel_blocks(out_channels, padding, dtype):
+    """Every split of the output channels into the direct engine's blocks of
+    4, 3 (3 and 6 left) and 1, read in place (no padding) and from the band."""
+    rng = np.random.default_rng(out_channels)
+    x = rng.uniform(-1, 1, (2, 5, 9, 10)).astype(dtype)
+    w = rng.uniform(-1, 1, (out_channels, 5, 3, 3)).astype(dtype)
+    b = rng.uniform(-1, 1, out_channels).astype(dtype)
+    with forced_engine("direct"):
+        y = fastconv.conv2d(x, w, b, padding=padding)
+    want = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                      padding=padding)
+    np.testing.assert_allclose(y, want, rtol=0, atol=conv_atol(5 * 9 + 1, dtype))
