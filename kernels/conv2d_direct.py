@@ -12,7 +12,7 @@ engine vectorises over output pixels instead, with no packing:
   band, where ``Wz`` is the width of a phase plane: one flat, contiguous
   index for every tap.  The pixels ``q >= Q`` of that flat index are
   computed and discarded (the last ``(S-1)*dw // sw`` columns of each row).
-* The micro-kernel runs over a segment of up to :data:`SEGMENT` flat pixels
+* The micro-kernel runs over a segment of up to :data:`SEGMENT_BYTES` of flat pixels
   with the pixel loop innermost: 4 output channels x 4 taps per pass, 16
   weights in registers, 4 band loads and 4 accumulator updates per 16 FMAs.
   The accumulators are a 4-row L1-resident buffer, not registers.  So that
@@ -41,16 +41,18 @@ from numba import prange
 from ._jit import inline_helper, parallel_kernel, serial_variant
 from ._tiling import MIN_TASKS, band_task
 
-#: Flat pixels per micro-kernel segment: its 4 accumulator rows
-#: (8 KiB float32, 16 KiB float64) stay in L1.
-SEGMENT = 512
+#: Bytes of one accumulator row of a micro-kernel segment (512 float32 or
+#: 256 float64 pixels): the 4 rows (8 KiB) and the 4 band rows a pass reads
+#: stay in L1.  With 512 float64 pixels (16 + 16 KiB) some layers ran up
+#: to 1.2x slower in some processes.
+SEGMENT_BYTES = 2048
 
 #: Vector width in elements (an AVX-512 register of float32): segments are
 #: computed in multiples of it.
 VW = 16
 
-#: Accumulator rows are ``SEGMENT + ROW_SKEW`` elements apart: at exactly
-#: 512 float64 (4 KiB) apart, loads from one row wait on stores to another
+#: Accumulator rows are a segment plus ``ROW_SKEW`` elements apart: at exactly
+#: 4 KiB apart, loads from one row wait on stores to another
 #: ("4K aliasing"), which measured 2-4x slower in some processes.
 ROW_SKEW = 16
 
@@ -292,8 +294,8 @@ def conv_direct(x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh,
     Kout, Cg, R, S = weight.shape
     Ho, Wo = out.shape[2], out.shape[3]
     G = Cin // Cg
-    TS = SEGMENT
-    TA = SEGMENT + ROW_SKEW
+    TS = SEGMENT_BYTES // x.itemsize
+    TA = TS + ROW_SKEW
     B = direct_rows(P, Q, Cg, R, S, sh, sw, dh, dw, N * G)
     # flat views, taken outside the prange body (views inside it cost noalias)
     x1 = x.reshape(x.size)
