@@ -105,12 +105,13 @@ def _gather(x1, xb, H, W, Cg, h0, sh, sw, pl, Hz, Wz, use_h, use_w, band, zero):
 @inline_helper
 def _segment(src, st, ln, eoff, E, w1, kw, acc, TA, zero):
     """``acc[kk*TA + t] = sum_e w1[kw + kk*E + e] * src[eoff[e] + st + t]`` for kk < 4, t < ln."""
-    for t in range(ln):
-        acc[_u(t)] = zero
-        acc[_u(TA + t)] = zero
-        acc[_u(2 * TA + t)] = zero
-        acc[_u(3 * TA + t)] = zero
     E4 = E - E % 4
+    if E4 == 0:
+        for t in range(ln):
+            acc[_u(t)] = zero
+            acc[_u(TA + t)] = zero
+            acc[_u(2 * TA + t)] = zero
+            acc[_u(3 * TA + t)] = zero
     for e in range(0, E4, 4):
         o0 = eoff[e] + st
         o1 = eoff[e + 1] + st
@@ -136,15 +137,28 @@ def _segment(src, st, ln, eoff, E, w1, kw, acc, TA, zero):
         w31 = w1[k3 + 1]
         w32 = w1[k3 + 2]
         w33 = w1[k3 + 3]
-        for t in range(ln):
-            x0 = src[_u(o0 + t)]
-            x1 = src[_u(o1 + t)]
-            x2 = src[_u(o2 + t)]
-            x3 = src[_u(o3 + t)]
-            acc[_u(t)] += w00 * x0 + w01 * x1 + w02 * x2 + w03 * x3
-            acc[_u(TA + t)] += w10 * x0 + w11 * x1 + w12 * x2 + w13 * x3
-            acc[_u(2 * TA + t)] += w20 * x0 + w21 * x1 + w22 * x2 + w23 * x3
-            acc[_u(3 * TA + t)] += w30 * x0 + w31 * x1 + w32 * x2 + w33 * x3
+        if e == 0:
+            # the first pass stores its sums: no zeroing pass (1.05-1.13x
+            # faster on the RGB stems' forward, 1.02-1.04x on 1x1 layers)
+            for t in range(ln):
+                x0 = src[_u(o0 + t)]
+                x1 = src[_u(o1 + t)]
+                x2 = src[_u(o2 + t)]
+                x3 = src[_u(o3 + t)]
+                acc[_u(t)] = w00 * x0 + w01 * x1 + w02 * x2 + w03 * x3
+                acc[_u(TA + t)] = w10 * x0 + w11 * x1 + w12 * x2 + w13 * x3
+                acc[_u(2 * TA + t)] = w20 * x0 + w21 * x1 + w22 * x2 + w23 * x3
+                acc[_u(3 * TA + t)] = w30 * x0 + w31 * x1 + w32 * x2 + w33 * x3
+        else:
+            for t in range(ln):
+                x0 = src[_u(o0 + t)]
+                x1 = src[_u(o1 + t)]
+                x2 = src[_u(o2 + t)]
+                x3 = src[_u(o3 + t)]
+                acc[_u(t)] += w00 * x0 + w01 * x1 + w02 * x2 + w03 * x3
+                acc[_u(TA + t)] += w10 * x0 + w11 * x1 + w12 * x2 + w13 * x3
+                acc[_u(2 * TA + t)] += w20 * x0 + w21 * x1 + w22 * x2 + w23 * x3
+                acc[_u(3 * TA + t)] += w30 * x0 + w31 * x1 + w32 * x2 + w33 * x3
     for e in range(E4, E):
         o0 = eoff[e] + st
         w00 = w1[kw + e]
@@ -217,9 +231,22 @@ def _segment1(src, st, ln, eoff, E, w1, kw, acc, a0, zero):
 
     8 taps per pass: 8 loads, one accumulator load and store per 8 FMAs.
     """
-    for t in range(ln):
-        acc[_u(a0 + t)] = zero
     E8 = E - E % 8
+    # the taps left over from passes of 8 go first, the first of them storing
+    # its products (no separate zeroing pass)
+    if E8 == E:
+        for t in range(ln):
+            acc[_u(a0 + t)] = zero
+    else:
+        o0 = eoff[E8] + st
+        w0 = w1[kw + E8]
+        for t in range(ln):
+            acc[_u(a0 + t)] = w0 * src[_u(o0 + t)]
+    for e in range(E8 + 1, E):
+        o0 = eoff[e] + st
+        w0 = w1[kw + e]
+        for t in range(ln):
+            acc[_u(a0 + t)] += w0 * src[_u(o0 + t)]
     for e in range(0, E8, 8):
         o0 = eoff[e] + st
         o1 = eoff[e + 1] + st
@@ -242,11 +269,6 @@ def _segment1(src, st, ln, eoff, E, w1, kw, acc, a0, zero):
                                 + (w2 * src[_u(o2 + t)] + w3 * src[_u(o3 + t)])
                                 + ((w4 * src[_u(o4 + t)] + w5 * src[_u(o5 + t)])
                                    + (w6 * src[_u(o6 + t)] + w7 * src[_u(o7 + t)])))
-    for e in range(E8, E):
-        o0 = eoff[e] + st
-        w0 = w1[kw + e]
-        for t in range(ln):
-            acc[_u(a0 + t)] += w0 * src[_u(o0 + t)]
 
 
 @inline_helper
