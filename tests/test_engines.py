@@ -57,8 +57,13 @@ def _forward_and_grad_input(x, w, b, g, kwargs):
     return y, gx
 
 
+# 60 examples per engine in the default profile (four engines: the suite stays
+# quick); the "thorough" profile's count otherwise.
+_EXAMPLES = 60 if settings.default.max_examples <= 100 else settings.default.max_examples
+
+
 @pytest.mark.parametrize("engine", ["direct", "packed", "direct-serial", "direct-parallel"])
-@settings(max_examples=60)
+@settings(max_examples=_EXAMPLES)
 @given(case=conv_cases(spatial=2), seed=st.integers(0, 2**16))
 def test_forced_engine_matches_reference(engine, case, seed):
     x, w, b = case.arrays(seed)
