@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastconv {demo,example,bench} ...`` (also the ``fastconv`` script)."""
+"""Command line: ``python -m fastconv {demo,example,bench,compile} ...`` (also the ``fastconv`` script)."""
 
 import argparse
 import sys
@@ -7,6 +7,7 @@ _COMMANDS = {
     "demo": ("fastconv._demo", "train a small CNN on scikit-learn's 8x8 digits"),
     "example": ("fastconv._example", "the README's worked example and a timed conv2d on a batch"),
     "bench": ("fastconv._bench", "benchmark table against the NumPy reference and PyTorch"),
+    "compile": ("fastconv._compile", "compile every kernel now (cached on disk) and time it"),
 }
 
 
