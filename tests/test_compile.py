@@ -31,7 +31,8 @@ _SCRIPT = textwrap.dedent("""
         return rng.uniform(-1, 1, shape).astype(np.float32)
 
     for xs, ws, kw in [
-        ((2, 4, 9, 7), (6, 2, 3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)),
+        ((2, 4, 9, 7), (6, 2, 3, 2),
+         dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)),
         ((1, 3, 32, 32), (8, 3, 3, 3), dict(padding=1)),
         ((3, 16, 12, 12), (16, 1, 3, 3), dict(padding=1, groups=16)),
         ((2, 64, 14, 14), (128, 64, 3, 3), dict(stride=2, padding=1)),
