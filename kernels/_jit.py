@@ -20,6 +20,7 @@ Why these options:
 import types
 
 import numba
+import numba.core.compiler
 
 #: Fast-math flags for arithmetic kernels (convolutions and their gradients).
 ARITH_FASTMATH = frozenset({"contract", "reassoc", "arcp", "nsz", "afn"})
@@ -90,3 +91,30 @@ def inline_pool_helper(fn):
     :func:`serial_pool_helper` for small leaf functions.
     """
     return numba.njit(inline="always", parallel=False, fastmath=POOL_FASTMATH, **_COMMON)(fn)
+
+
+class _NoAliasCompiler(numba.core.compiler.Compiler):
+    """Numba's default pipeline, with the compiled function's pointer arguments ``noalias``.
+
+    Numba sets this flag itself on the body of a ``prange`` loop that takes
+    no views; ``pipeline_class`` is Numba's documented hook for a custom
+    pipeline, and ``Flags.noalias`` the flag that parfor lowering uses.
+    """
+
+    def define_pipelines(self):
+        self.state.flags.noalias = True
+        return super().define_pipelines()
+
+
+def noalias_helper(fn):
+    """Compile ``fn`` as a serial arithmetic helper whose array arguments are ``noalias``.
+
+    The data pointer of every array argument is marked ``noalias`` (as in a
+    ``prange`` body), so LLVM vectorises loops over them without runtime
+    alias checks: the caller must never pass an array that overlaps another
+    argument it writes to.  A parallel kernel whose ``prange`` body only
+    calls such a helper compiles faster than one whose body holds the loops
+    inlined (see :mod:`.conv2d_direct`).
+    """
+    return numba.njit(parallel=False, fastmath=set(ARITH_FASTMATH),
+                      pipeline_class=_NoAliasCompiler, **_COMMON)(fn)
