@@ -314,14 +314,16 @@ def _direct_tasks(t0, t1, x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, C
     """
     acc = np.empty(4 * TA, dtype=x1.dtype)
     band = np.empty(band_size, dtype=x1.dtype)
+    if not in_place:
+        # the zero tail read by rounded-up segments (_gather never writes it)
+        for i in range(band_size - VW, band_size):
+            band[np.uint64(i)] = zero
     for task in range(t0, t1):
         n, g, p0, rows = band_task(task, nb, G, B, P)
         T = (rows - 1) * Wz + Q
         xb = (n * Cin + g * Cg) * H * W
         if not in_place:
             _gather(x1, xb, H, W, Cg, p0 * sh - pt, sh, sw, pl, Hz, Wz, use_h, use_w, band, zero)
-            for i in range(band_size - VW, band_size):
-                band[np.uint64(i)] = zero
         # equal segments, each a multiple of the vector width: the vector loop
         # then has no scalar remainder (a short last segment spent a third
         # of its time there)
@@ -409,9 +411,8 @@ def conv_direct(x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh,
                     phase = (c * sh + (r * dh) % sh) * sw + (s * dw) % sw
                     eoff[(c * R + r) * S + s] = ((phase * Hz + (r * dh) // sh) * Wz
                                                  + (s * dw) // sw)
-    # int64 flags: a bool array read in the prange body counts as an alias
-    # (and costs the noalias flag); np.zeros or a slice assignment here would
-    # each be a parallel region of their own.
+    # int64 flags filled by loops: np.zeros or a slice assignment here would
+    # each be a parallel region of their own
     use_h = np.empty(sh, dtype=np.int64)
     use_w = np.empty(sw, dtype=np.int64)
     for i in range(sh):
@@ -431,6 +432,8 @@ def conv_direct(x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh,
     nb = (P + B - 1) // B
     ntasks = N * G * nb
     nchunks = min(ntasks, TASK_CHUNKS)
+    # np.int64(...): prange indices are uint64 and band_size/last_tap may be
+    # typed as literals; one argument type each, so one compilation
     for ch in prange(nchunks):
         _direct_tasks(np.int64(ch * ntasks // nchunks), np.int64((ch + 1) * ntasks // nchunks),
                       x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, Cg, G, nb, B, P, Q,
