@@ -1,8 +1,9 @@
 """Max-pool benchmarks: forward (with indices) and backward over the shape suite.
 
 Ids read ``fwd-pool_vgg_2x2-float32`` / ``bwd-...``; each id is a
-pytest-benchmark group holding fastconv, the NumPy reference (where it takes
-under a second) and PyTorch (in-process, when installed).
+pytest-benchmark group holding fastconv, fastconv writing into reused
+``out=`` arrays, the NumPy reference (where it takes under a second) and
+PyTorch (in-process, when installed).
 """
 
 import pytest
@@ -24,6 +25,12 @@ parametrize = pytest.mark.parametrize(("case", "pass_", "dtype"), CASES)
 @parametrize
 def test_fastconv(run, case, pass_, dtype):
     run(_bench._numpy_call(fastconv, case, pass_, dtype), case, pass_, dtype, "fastconv")
+
+
+@parametrize
+def test_fastconv_out(run, case, pass_, dtype):
+    run(_bench._numpy_call(fastconv, case, pass_, dtype, reuse_out=True), case, pass_, dtype,
+        "out=")
 
 
 @parametrize

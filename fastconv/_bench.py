@@ -25,6 +25,12 @@ PyTorch's gradients are timed with ``torch.nn.grad.conv2d_input`` /
 mask, which is exactly what autograd runs for that gradient, minus building
 and walking the autograd graph, so it is the faster honest measure of the
 same work.  Pool backward is ``aten.max_pool2d_with_indices_backward``.
+
+Pooling is also timed as ``out=``: fastconv writing into output arrays
+allocated once and reused, as a training loop can.  Pooling moves so few
+bytes per element that the operating system's page faults and zeroing of a
+freshly allocated output (every default call allocates one) cost as much as
+the kernel; ``out=`` shows the kernel alone.
 """
 
 import argparse
@@ -43,7 +49,11 @@ import numpy as np
 
 from . import _suite
 
-IMPLS = ("fastconv", "im2col", "reference", "torch")
+IMPLS = ("fastconv", "im2col", "reference", "torch", "out=")
+
+#: Implementations compared with fastconv in the ratios and geometric means
+#: (``"out="`` is fastconv itself, pooling into reused arrays).
+COMPARED = ("im2col", "reference", "torch")
 
 #: Tiny calls are repeated until one sample lasts this long.
 MIN_SAMPLE_S = 2e-3
@@ -120,14 +130,22 @@ def _reference_estimate_s(case, pass_, dtype):
     return case.flops / REFERENCE_FLOPS_PER_S + case.groups * REFERENCE_S_PER_GROUP
 
 
-def _numpy_call(module, case, pass_, dtype):
-    """A no-argument callable running ``pass_`` of ``case`` with ``module``'s functions."""
+def _numpy_call(module, case, pass_, dtype, reuse_out=False):
+    """A no-argument callable running ``pass_`` of ``case`` with ``module``'s functions.
+
+    ``reuse_out`` (pooling, fastconv only): every call writes into the same
+    ``out=`` arrays, allocated here.
+    """
     if pass_ in _suite.POOL_PASSES:
         x, dy = case.arrays(dtype)
         if pass_ == "pool_forward":
-            return lambda: module.max_pool2d(x, **case.kwargs)
+            kw = case.kwargs
+            if reuse_out:
+                kw = dict(kw, out=tuple(np.empty_like(a) for a in module.max_pool2d(x, **kw)))
+            return lambda: module.max_pool2d(x, **kw)
         _, idx = module.max_pool2d(x, **case.kwargs)
-        return lambda: module.max_pool2d_backward(dy, idx, case.input_shape)
+        kw = {"out": np.empty(case.input_shape, dtype)} if reuse_out else {}
+        return lambda: module.max_pool2d_backward(dy, idx, case.input_shape, **kw)
     x, w, dy = case.arrays(dtype)
     kw = case.kwargs
     if pass_ == "forward":
@@ -220,7 +238,7 @@ def _pin_threads(threads):
 
 
 def _implementation(impl):
-    if impl == "fastconv":
+    if impl in ("fastconv", "out="):
         import fastconv
 
         return fastconv
@@ -236,6 +254,8 @@ def _implementation(impl):
 def _wants(impl, kind, case, pass_, dtype):
     if impl == "im2col":
         return kind != "pool"
+    if impl == "out=":
+        return kind == "pool"
     if impl == "reference":
         return _reference_estimate_s(case, pass_, dtype) < REFERENCE_LIMIT_S
     return True
@@ -280,7 +300,7 @@ def run(jobs, impls, threads, repeat, budget, log=sys.stderr):
         for i in todo:
             kind, case, dtype, pass_ = jobs[i]
             try:
-                fn = _numpy_call(module, case, pass_, dtype)
+                fn = _numpy_call(module, case, pass_, dtype, reuse_out=impl == "out=")
                 timings[(impl, i)] = measure(fn, repeat, budget)
             except Exception as exc:  # report it in the table, keep going
                 timings[(impl, i)] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -365,7 +385,7 @@ def summarise(records):
             if not cells:
                 continue
             row = {"pass": pass_, "dtype": dtype}
-            for impl in IMPLS[1:]:
+            for impl in COMPARED:
                 ratios = {c: t[impl] / t["fastconv"] for c, t in cells.items() if impl in t}
                 if not ratios:
                     continue
@@ -386,24 +406,33 @@ def _line(cells, widths, left=(0, 1)):
 
 
 def _section(dtype, pass_, cases, times, rates):
-    """Table lines of one (dtype, pass): one row per case."""
+    """Table lines of one (dtype, pass): one row per case.
+
+    Pool sections add fastconv's ``out=`` time and its % of peak after
+    fastconv's own columns.
+    """
     pool = pass_ in _suite.POOL_PASSES
     others = ("torch", "reference") if pool else ("im2col", "torch", "reference")
     if pool:
         peak, unit = f"{_suite.PEAK_GBPS:g} GB/s DRAM", "GB/s"
     else:
         peak, unit = f"{_suite.PEAK_GFLOPS[dtype]:g} GFLOP/s", "GFLOP/s"
-    head = ["shape", "geometry", "fastconv", unit, "%peak"]
+    head = ["shape", "geometry", "fastconv", unit, "%peak"] + (["out=", "%peak"] if pool else [])
     for impl in others:
         head += [impl, "x " + impl[:3] if impl == "reference" else "x " + impl]
-    widths = [20, 26, 10, 9, 7] + [10, 10] * len(others)
+    widths = [20, 26, 10, 9, 7] + ([10, 7] if pool else []) + [10, 10] * len(others)
     lines = ["", f"== {pass_}, {dtype} (peak {peak}) ==", _line(head, widths)]
     for case, geometry in cases.items():
         t = times.get((case, dtype, pass_), {})
         fast = t.get("fastconv")
-        rate, pct = rates.get((case, dtype, pass_), (None, None))
-        row = [case, geometry, _fmt_time(fast),
-               "-" if rate is None else f"{rate:.1f}", "-" if pct is None else f"{pct:.1f}%"]
+        row = [case, geometry, _fmt_time(fast)]
+        for impl in ("fastconv", "out=") if pool else ("fastconv",):
+            rate, pct = rates.get((case, dtype, pass_, impl), (None, None))
+            if impl != "fastconv":
+                row.append(_fmt_time(t.get(impl)))
+            else:
+                row.append("-" if rate is None else f"{rate:.1f}")
+            row.append("-" if pct is None else f"{pct:.1f}%")
         for impl in others:
             row += [_fmt_time(t.get(impl)), _fmt_ratio(t.get(impl), fast)]
         lines.append(_line(row, widths))
@@ -413,8 +442,9 @@ def _section(dtype, pass_, cases, times, rates):
 def format_table(records, summary, meta):
     """The report printed by ``fastconv bench``, as one string."""
     times = _index(records)
-    rates = {(r["case"], r["dtype"], r["pass"]): (r.get("gbps", r.get("gflops")), r["pct_peak"])
-             for r in records if r["impl"] == "fastconv" and "median_s" in r}
+    rates = {(r["case"], r["dtype"], r["pass"], r["impl"]): (r.get("gbps", r.get("gflops")),
+                                                             r["pct_peak"])
+             for r in records if r["impl"] in ("fastconv", "out=") and "median_s" in r}
     sections = {}
     for r in records:
         if r["kind"] != "example":
@@ -465,7 +495,7 @@ def _example_lines(records, times):
     for r in rows:
         t = times[(r["case"], r["dtype"], r["pass"])]
         cells = [f"{impl} {_fmt_time(t.get(impl))} (x {_fmt_ratio(t.get(impl), t['fastconv'])})"
-                 for impl in IMPLS[1:] if impl in t]
+                 for impl in COMPARED if impl in t]
         lines.append(f"{r['dtype']:<9} fastconv {_fmt_time(t['fastconv'])} | " + " | ".join(cells))
     return lines
 

@@ -59,6 +59,47 @@ def as_kernel_array(arr, dtype):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def check_out(name, out, shape, dtype, inputs):
+    """Validate a caller-supplied output array, which a kernel will overwrite.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name in error messages (``"out"``, ``"out[1]"``).
+    out : object
+        Must be an ndarray of exactly ``shape`` and ``dtype`` (fastconv never
+        casts into it), C-contiguous and writeable.
+    shape : tuple of int
+    dtype : numpy dtype
+    inputs : dict of str to ndarray
+        The arrays the kernel reads (and any other output it writes): ``out``
+        may not share memory with any of them, since the kernel would read
+        what it has already overwritten.
+
+    Returns
+    -------
+    ndarray
+        ``out`` itself.
+    """
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy ndarray; got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {out.dtype}; this call writes {np.dtype(dtype)} and "
+            "fastconv never casts into an output array"
+        )
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {out.shape}; the result has shape {tuple(shape)}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (np.empty(shape, dtype) is)")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    for other, arr in inputs.items():
+        if np.may_share_memory(out, arr):
+            raise ValueError(f"{name} may share memory with {other}; pass a separate array")
+    return out
+
+
 def check_ndim(name, arr, ndim, layout):
     if arr.ndim != ndim:
         raise ValueError(

@@ -2,9 +2,10 @@
 
 ``"numba"`` (the default) is fastconv's own functional API (``fastconv.conv2d``
 and friends, Numba kernels); ``"numpy"`` is :mod:`fastconv.reference`, the
-plain NumPy implementation with the same function names and signatures.  A
-layer built with ``backend=None`` follows the global default at each forward
-call; a layer built with a backend name keeps it.
+plain NumPy implementation with the same function names and signatures
+(less pooling's ``out=``).  A layer built with ``backend=None`` follows the
+global default at each forward call; a layer built with a backend name keeps
+it.
 
 Examples
 --------
@@ -70,6 +71,7 @@ def get_backend(name=None):
     The module has ``conv2d``, ``conv2d_grad_input``, ``conv2d_grad_weight``,
     ``conv2d_grad_bias``, the ``conv1d`` equivalents, ``max_pool2d``,
     ``max_pool2d_backward``, ``max_pool1d`` and ``max_pool1d_backward``.  The
-    ``"numpy"`` module computes in float64 and does not validate its input.
+    ``"numpy"`` module computes in float64, does not validate its input and
+    has no ``out=`` argument (fastconv's pooling functions have one).
     """
     return importlib.import_module(BACKENDS[resolve(name)])

@@ -19,21 +19,35 @@ def _input(name, value, spatial):
     return arr
 
 
-def _forward(x, kernel_size, stride, padding, dilation, ceil_mode, spatial):
+def _lift(arr, spatial):
+    """View a 1-D-spatial array (N, C, L) as (N, C, 1, L)."""
+    return arr[:, :, None, :] if spatial == 1 else arr
+
+
+def _forward(x, kernel_size, stride, padding, dilation, ceil_mode, spatial, out):
     x = _input("x", x, spatial)
     geo = v.pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, spatial)
     dtype = v.result_dtype(x)
-    xk = v.as_kernel_array(x[:, :, None, :] if spatial == 1 else x, dtype)
-    out = np.empty(geo.output_shape, dtype)
-    indices = np.empty(geo.output_shape, np.int64)
+    xk = v.as_kernel_array(_lift(x, spatial), dtype)
+    if out is None:
+        values = np.empty(geo.output_shape, dtype)
+        indices = np.empty(geo.output_shape, np.int64)
+        result = (values, indices) if spatial == 2 else (values[:, :, 0, :], indices[:, :, 0, :])
+    else:
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise TypeError("out must be a tuple (values, indices) of two arrays; "
+                            f"got {type(out).__name__}")
+        shape = geo.output_shape if spatial == 2 else geo.output_shape[:2] + geo.output_shape[3:]
+        v.check_out("out[0]", out[0], shape, dtype, {"x": xk})
+        v.check_out("out[1]", out[1], shape, np.dtype(np.int64), {"x": xk, "out[0]": out[0]})
+        result = out
+        values, indices = _lift(out[0], spatial), _lift(out[1], spatial)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geo.kernel, geo.stride, geo.padding, geo.dilation
-    kernels.max_pool2d_forward(xk, out, indices, kh, kw, sh, sw, ph, pw, dh, dw)
-    if spatial == 1:
-        return out[:, :, 0, :], indices[:, :, 0, :]
-    return out, indices
+    kernels.max_pool2d_forward(xk, values, indices, kh, kw, sh, sw, ph, pw, dh, dw)
+    return result
 
 
-def _backward(grad_output, indices, input_shape, spatial):
+def _backward(grad_output, indices, input_shape, spatial, out):
     layout = _LAYOUT[spatial]
     input_shape = v.as_shape("input_shape", input_shape, spatial + 2, layout)
     grad_output = _input("grad_output", grad_output, spatial)
@@ -43,21 +57,20 @@ def _backward(grad_output, indices, input_shape, spatial):
             f"{grad_output.shape[:2]} does not match input_shape {input_shape}"
         )
     plane = int(np.prod(input_shape[2:]))
-    idx = v.as_indices(indices, grad_output.shape, plane)
+    idx = _lift(v.as_indices(indices, grad_output.shape, plane), spatial)
     dtype = v.result_dtype(grad_output)
-    if spatial == 1:
-        gk = v.as_kernel_array(grad_output[:, :, None, :], dtype)
-        idx = idx[:, :, None, :]
-        full_shape = (input_shape[0], input_shape[1], 1, input_shape[2])
+    gk = v.as_kernel_array(_lift(grad_output, spatial), dtype)
+    if out is None:
+        grad_x = np.empty(input_shape, dtype)  # the kernel zeroes each plane itself, in cache
     else:
-        gk = v.as_kernel_array(grad_output, dtype)
-        full_shape = input_shape
-    grad_x = np.empty(full_shape, dtype)  # the kernel zeroes each plane itself, in cache
-    kernels.max_pool2d_backward(gk, idx, grad_x)
-    return grad_x[:, :, 0, :] if spatial == 1 else grad_x
+        grad_x = v.check_out("out", out, input_shape, dtype,
+                             {"grad_output": gk, "indices": idx})
+    kernels.max_pool2d_backward(gk, idx, _lift(grad_x, spatial))
+    return grad_x
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+               out=None):
     """2-D max-pooling that also returns the argmax, as PyTorch's ``return_indices=True``.
 
     Parameters
@@ -72,20 +85,27 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     ceil_mode : bool, default False
         Round the output size up, dropping a last window that would start
         inside the right/bottom padding.
+    out : tuple of two ndarrays, optional
+        ``(values, indices)`` to write the result into instead of allocating
+        it: shape (N, C, P, Q), C-contiguous, writeable, of the result's
+        dtype (x's float dtype; int64 for ``indices``) and sharing no memory
+        with ``x`` or each other.  Their previous contents are ignored.
 
     Returns
     -------
-    out : ndarray, shape (N, C, P, Q), x's dtype (float32 or float64)
+    values : ndarray, shape (N, C, P, Q), x's dtype (float32 or float64)
     indices : ndarray, shape (N, C, P, Q), int64
         Flat position ``h*W + w`` of each window's maximum in the unpadded
         ``H x W`` plane of its ``(n, c)``.  Ties go to the first maximum in
         row-major window order; a window holding NaN outputs NaN with the index
         of its last NaN; an all -inf window reports its first in-bounds element.
+
+    When ``out`` is given, its two arrays are returned.
     """
-    return _forward(x, kernel_size, stride, padding, dilation, ceil_mode, 2)
+    return _forward(x, kernel_size, stride, padding, dilation, ceil_mode, 2, out)
 
 
-def max_pool2d_backward(grad_output, indices, input_shape):
+def max_pool2d_backward(grad_output, indices, input_shape, *, out=None):
     """Gradient of :func:`max_pool2d`: each upstream gradient goes to its argmax.
 
     Parameters
@@ -94,17 +114,26 @@ def max_pool2d_backward(grad_output, indices, input_shape):
     indices : array_like of int, shape (N, C, P, Q)
         As returned by :func:`max_pool2d`; each in ``[0, H*W)``.
     input_shape : tuple of 4 ints, (N, C, H, W)
+    out : ndarray, optional
+        Array to write the result into instead of allocating it: shape
+        ``input_shape``, C-contiguous, writeable, of the result's dtype
+        (grad_output's float dtype) and sharing no memory with
+        ``grad_output`` or ``indices``.  Its previous contents are ignored.
+        In a loop this saves the page faults of a fresh output, which cost
+        more than the kernel itself on large inputs (see the README).
 
     Returns
     -------
     ndarray, shape input_shape
         Zero except at argmax positions; where windows overlap, the gradients
-        of every window that picked a position are summed.
+        of every window that picked a position are summed.  ``out`` itself
+        when given.
     """
-    return _backward(grad_output, indices, input_shape, 2)
+    return _backward(grad_output, indices, input_shape, 2, out)
 
 
-def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+               out=None):
     """1-D max-pooling with argmax, as ``torch.nn.functional.max_pool1d(..., return_indices=True)``.
 
     Parameters
@@ -112,17 +141,19 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     x : array_like, shape (N, C, L)
     kernel_size, stride, padding, dilation : int
     ceil_mode : bool, default False
+    out : tuple of two ndarrays, optional
+        ``(values, indices)``, shape (N, C, Lout); as in :func:`max_pool2d`.
 
     Returns
     -------
-    out : ndarray, shape (N, C, Lout)
+    values : ndarray, shape (N, C, Lout)
     indices : ndarray, shape (N, C, Lout), int64
         Position in the unpadded length L; same tie/NaN rules as :func:`max_pool2d`.
     """
-    return _forward(x, kernel_size, stride, padding, dilation, ceil_mode, 1)
+    return _forward(x, kernel_size, stride, padding, dilation, ceil_mode, 1, out)
 
 
-def max_pool1d_backward(grad_output, indices, input_shape):
+def max_pool1d_backward(grad_output, indices, input_shape, *, out=None):
     """Gradient of :func:`max_pool1d`.
 
     Parameters
@@ -130,9 +161,12 @@ def max_pool1d_backward(grad_output, indices, input_shape):
     grad_output : array_like, shape (N, C, Lout)
     indices : array_like of int, shape (N, C, Lout), each in ``[0, L)``
     input_shape : tuple of 3 ints, (N, C, L)
+    out : ndarray, optional
+        Shape ``input_shape``; as in :func:`max_pool2d_backward`.
 
     Returns
     -------
     ndarray, shape input_shape
+        ``out`` itself when given.
     """
-    return _backward(grad_output, indices, input_shape, 1)
+    return _backward(grad_output, indices, input_shape, 1, out)

@@ -9,6 +9,14 @@ x4 = np.zeros((2, 4, 8, 8))
 w4 = np.zeros((6, 2, 3, 3))
 x3 = np.zeros((2, 4, 8))
 w3 = np.zeros((6, 2, 3))
+g4, i4 = np.zeros((2, 4, 4, 4)), np.zeros((2, 4, 4, 4), np.int64)  # max-pool 2 of x4
+g3, i3 = np.zeros((2, 4, 4)), np.zeros((2, 4, 4), np.int64)
+
+
+def _read_only(shape):
+    arr = np.zeros(shape)
+    arr.flags.writeable = False
+    return arr
 
 
 @pytest.mark.parametrize(
@@ -66,6 +74,18 @@ w3 = np.zeros((6, 2, 3))
         (lambda: fastconv.max_pool2d_backward(np.zeros((2, 4, 4, 4)), np.zeros((2, 4, 4, 4)), (2, 4, 8, 8)), TypeError, r"indices must be an integer array"),
         (lambda: fastconv.max_pool2d_backward(np.zeros((2, 4, 4, 4)), np.zeros((2, 4, 4, 4), np.int64), (2, 3, 8, 8)), ValueError, r"does not match input_shape"),
         (lambda: fastconv.max_pool1d_backward(np.zeros((2, 4, 4)), np.full((2, 4, 4), 9), (2, 4, 8)), ValueError, r"indices must lie in \[0, 8\)"),
+        # out= arrays
+        (lambda: fastconv.max_pool2d_backward(g4, i4, x4.shape, out=np.zeros(x4.shape, np.float32)), TypeError, r"out has dtype float32; this call writes float64"),
+        (lambda: fastconv.max_pool2d_backward(g4, i4, x4.shape, out=np.zeros((2, 4, 8, 7))), ValueError, r"out has shape \(2, 4, 8, 7\); the result has shape \(2, 4, 8, 8\)"),
+        (lambda: fastconv.max_pool2d_backward(g4, i4, x4.shape, out=np.zeros((2, 4, 8, 16))[..., ::2]), ValueError, r"out must be C-contiguous"),
+        (lambda: fastconv.max_pool2d_backward(g4, i4, x4.shape, out=np.broadcast_to(0.0, x4.shape)), ValueError, r"out must be C-contiguous|out is read-only"),
+        (lambda: fastconv.max_pool2d_backward(g4, i4, x4.shape, out=_read_only(x4.shape)), ValueError, r"out is read-only"),
+        (lambda: fastconv.max_pool2d_backward(g4, i4, x4.shape, out=x4.tolist()), TypeError, r"out must be a NumPy ndarray; got list"),
+        (lambda: fastconv.max_pool1d_backward(g3, i3, x3.shape, out=np.zeros((2, 4, 4))), ValueError, r"out has shape \(2, 4, 4\); the result has shape \(2, 4, 8\)"),
+        (lambda: fastconv.max_pool2d(x4, 2, out=np.zeros((2, 4, 4, 4))), TypeError, r"out must be a tuple \(values, indices\) of two arrays; got ndarray"),
+        (lambda: fastconv.max_pool2d(x4, 2, out=(np.zeros((2, 4, 4, 4)), np.zeros((2, 4, 4, 4)))), TypeError, r"out\[1\] has dtype float64; this call writes int64"),
+        (lambda: fastconv.max_pool2d(x4, 2, out=(np.zeros((2, 4, 4, 4)), np.zeros((2, 4, 4, 3), np.int64))), ValueError, r"out\[1\] has shape \(2, 4, 4, 3\); the result has shape \(2, 4, 4, 4\)"),
+        (lambda: fastconv.max_pool1d(x3, 2, out=(np.zeros((2, 4, 4), np.float32), np.zeros((2, 4, 4), np.int64))), TypeError, r"out\[0\] has dtype float32; this call writes float64"),
     ],
 )
 def test_bad_input_raises(call, exc, match):
@@ -95,3 +115,19 @@ def test_cached_pool_geometry_keeps_kernel_size_type():
     fastconv.max_pool2d(x4, 1)
     with pytest.raises(TypeError, match="kernel_size must be an int"):
         fastconv.max_pool2d(x4, True)
+
+
+def test_out_may_not_overlap_what_the_kernel_reads():
+    buf = np.zeros(x4.size)
+    with pytest.raises(ValueError, match="out may share memory with grad_output"):
+        fastconv.max_pool2d_backward(buf[-g4.size:].reshape(g4.shape), i4, x4.shape,
+                                     out=buf.reshape(x4.shape))
+    with pytest.raises(ValueError, match="out may share memory with indices"):
+        fastconv.max_pool2d_backward(g4, i4, g4.shape, out=i4.view(np.float64))
+    x = np.zeros(x4.shape)
+    idx = np.zeros(x4.shape, np.int64)
+    with pytest.raises(ValueError, match=r"out\[0\] may share memory with x"):
+        fastconv.max_pool2d(x, 1, out=(x, idx))
+    values = np.zeros(x4.shape)
+    with pytest.raises(ValueError, match=r"out\[1\] may share memory with out\[0\]"):
+        fastconv.max_pool2d(x, 1, out=(values, values.view(np.int64)))

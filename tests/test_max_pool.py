@@ -31,6 +31,16 @@ def _run(case, x, spatial):
     # small integers: sums are exact in any order, so compare exactly
     np.testing.assert_array_equal(gx, rbwd(g.astype(np.float64), ridx, x.shape))
 
+    # the same results written into caller-supplied arrays that hold garbage
+    bufs = (np.full(out.shape, np.nan, x.dtype), np.full(idx.shape, -7, np.int64))
+    returned = fwd(x, **case.kwargs, out=bufs)
+    assert returned[0] is bufs[0] and returned[1] is bufs[1]
+    np.testing.assert_array_equal(bufs[0], out)
+    np.testing.assert_array_equal(bufs[1], idx)
+    gbuf = np.full(x.shape, np.nan, x.dtype)
+    assert bwd(g, idx, x.shape, out=gbuf) is gbuf
+    np.testing.assert_array_equal(gbuf, gx)
+
 
 @given(case=pool_cases(spatial=2), seed=st.integers(0, 2**16),
        style=st.sampled_from(["uniform", "ties", "special"]))

@@ -85,7 +85,8 @@ def test_bench_quick_writes_json(tmp_path):
     data = json.loads(path.read_text())
     assert data["meta"]["threads"] >= 1
     results = data["results"]
-    assert {r["impl"] for r in results} == {"fastconv", "im2col", "reference"}
+    assert {r["impl"] for r in results} == {"fastconv", "im2col", "reference", "out="}
+    assert {r["pass"] for r in results if r["impl"] == "out="} == set(_suite.POOL_PASSES)
     assert {r["pass"] for r in results} == set(_suite.PASSES)
     assert {r["dtype"] for r in results} == set(_suite.DTYPES)
     assert all(r["median_s"] > 0 and r["pct_peak"] > 0 for r in results)
