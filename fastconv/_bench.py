@@ -296,7 +296,8 @@ def run(jobs, impls, threads, repeat, budget, log=sys.stderr):
     for impl in (i for i in IMPLS if i in impls and i != "torch"):
         module = _implementation(impl)
         todo = [i for i, (k, c, d, p) in enumerate(jobs) if _wants(impl, k, c, p, d)]
-        print(f"{impl}: {len(todo)} measurements ...", file=log, flush=True)
+        if todo:
+            print(f"{impl}: {len(todo)} measurements ...", file=log, flush=True)
         for i in todo:
             kind, case, dtype, pass_ = jobs[i]
             try:
@@ -581,6 +582,9 @@ def _parser():
                    help="seconds of sampling per measurement (1.0)")
     p.add_argument("--plot", metavar="FILE.png", help="draw GFLOP/s per shape (needs matplotlib)")
     p.add_argument("--json", metavar="FILE", help="save every measurement as JSON")
+    p.add_argument("--memory", action="store_true",
+                   help="instead of timing, report each call's peak extra memory "
+                        "(fastconv and im2col; Linux)")
     return p
 
 
@@ -620,6 +624,14 @@ def main(argv=None):
     jobs = _jobs(conv, pool, example, dtypes, args.passes)
     if not jobs:
         raise SystemExit("no benchmark matches --shapes/--passes")
+    if args.memory:
+        from . import _memory
+
+        if not _memory.supported():
+            raise SystemExit("--memory needs Linux's /proc/self/clear_refs and glibc")
+        numba.set_num_threads(threads)
+        print("\n".join(_memory.report(jobs, ("fastconv", "im2col"))))
+        return 0
     impls = set(IMPLS)
     if args.no_torch or args.quick or importlib.util.find_spec("torch") is None:
         impls.discard("torch")

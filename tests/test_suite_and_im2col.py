@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastconv import _im2col, _suite
+from fastconv import _im2col, _memory, _suite
 from fastconv import reference as ref
 from fastconv._suite import ConvCase
 
@@ -92,3 +92,30 @@ def test_bench_quick_writes_json(tmp_path):
     assert all(r["median_s"] > 0 and r["pct_peak"] > 0 for r in results)
     assert {(s["pass"], s["dtype"]) for s in data["summary"]} == {
         (p, d) for p in _suite.PASSES for d in _suite.DTYPES}
+
+
+@pytest.mark.skipif(not _memory.supported(), reason="needs Linux /proc/self/clear_refs and glibc")
+def test_peak_extra_bytes_sees_temporaries_not_outputs():
+    mb = 10_000_000
+
+    def temporary():
+        return float(np.ones(mb // 8).sum())
+
+    def output():
+        return np.ones(mb // 8)
+
+    temporary(), output()
+    assert abs(_memory.peak_extra_bytes(temporary) - mb) < 0.5e6
+    assert abs(_memory.peak_extra_bytes(output)) < 0.5e6
+
+
+@pytest.mark.skipif(not _memory.supported(), reason="needs Linux /proc/self/clear_refs and glibc")
+def test_bench_memory_report():
+    proc = subprocess.run([sys.executable, "-m", "fastconv", "bench", "--quick", "--memory",
+                           "--dtype", "float32"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("quick_")]
+    # every quick case and pass, fastconv's extra and im2col's (pools: none)
+    assert len(rows) == 2 * 3 + 2
+    assert all(r[4] == "MB" and r[6] == "MB" for r in rows)
+    assert all(r[8] == "-" for r in rows if r[0] == "quick_pool")
