@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _validation as v
 from . import kernels
+from .conv import _lift
 
 _LAYOUT = {2: "(N, C, H, W)", 1: "(N, C, L)"}
 
@@ -17,11 +18,6 @@ def _input(name, value, spatial):
     v.check_ndim(name, arr, spatial + 2, _LAYOUT[spatial])
     v.check_nonempty(name, arr, _LAYOUT[spatial])
     return arr
-
-
-def _lift(arr, spatial):
-    """View a 1-D-spatial array (N, C, L) as (N, C, 1, L)."""
-    return arr[:, :, None, :] if spatial == 1 else arr
 
 
 def _forward(x, kernel_size, stride, padding, dilation, ceil_mode, spatial, out):
