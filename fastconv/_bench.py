@@ -426,14 +426,12 @@ def _section(dtype, pass_, cases, times, rates):
     for case, geometry in cases.items():
         t = times.get((case, dtype, pass_), {})
         fast = t.get("fastconv")
-        row = [case, geometry, _fmt_time(fast)]
-        for impl in ("fastconv", "out=") if pool else ("fastconv",):
-            rate, pct = rates.get((case, dtype, pass_, impl), (None, None))
-            if impl != "fastconv":
-                row.append(_fmt_time(t.get(impl)))
-            else:
-                row.append("-" if rate is None else f"{rate:.1f}")
-            row.append("-" if pct is None else f"{pct:.1f}%")
+        rate, pct = rates.get((case, dtype, pass_, "fastconv"), (None, None))
+        row = [case, geometry, _fmt_time(fast),
+               "-" if rate is None else f"{rate:.1f}", "-" if pct is None else f"{pct:.1f}%"]
+        if pool:
+            _, pct = rates.get((case, dtype, pass_, "out="), (None, None))
+            row += [_fmt_time(t.get("out=")), "-" if pct is None else f"{pct:.1f}%"]
         for impl in others:
             row += [_fmt_time(t.get(impl)), _fmt_ratio(t.get(impl), fast)]
         lines.append(_line(row, widths))

@@ -87,14 +87,13 @@ def peak_extra_bytes(fn):
 def input_bytes(case, pass_, dtype):
     """Bytes of the arrays ``pass_`` of ``case`` takes as input."""
     item = np.dtype(dtype).itemsize
-    size = {"x": np.prod(case.input_shape), "y": np.prod(case.output_shape)}
-    if pass_ in ("pool_forward",):
-        return int(size["x"]) * item
+    x, y = int(np.prod(case.input_shape)), int(np.prod(case.output_shape))
+    if pass_ == "pool_forward":
+        return x * item
     if pass_ == "pool_backward":
-        return int(size["y"]) * (item + 8)  # grad_output and int64 indices
+        return y * (item + 8)  # grad_output and int64 indices
     w = int(np.prod(case.weight_shape))
-    read = {"forward": ("x",), "grad_input": ("y",), "grad_weight": ("x", "y")}[pass_]
-    return (w if pass_ != "grad_weight" else 0) * item + sum(int(size[a]) for a in read) * item
+    return item * {"forward": x + w, "grad_input": y + w, "grad_weight": x + y}[pass_]
 
 
 def report(jobs, impls):
