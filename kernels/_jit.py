@@ -17,10 +17,13 @@ Why these options:
 * ``boundscheck=False``: kernels receive validated, contiguous arrays.
 """
 
+import inspect
 import types
 
 import numba
 import numba.core.compiler
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 #: Fast-math flags for arithmetic kernels (convolutions and their gradients).
 ARITH_FASTMATH = frozenset({"contract", "reassoc", "arcp", "nsz", "afn"})
@@ -118,3 +121,119 @@ def noalias_helper(fn):
     """
     return numba.njit(parallel=False, fastmath=set(ARITH_FASTMATH),
                       pipeline_class=_NoAliasCompiler, **_COMMON)(fn)
+
+
+# --------------------------------------------------------------------------- call by address
+#
+# When a kernel calls a jitted helper, Numba links the helper's code into the
+# kernel and LLVM optimises and compiles all of it again: once for the
+# ``prange`` body (a function of its own) and once more for the kernel.  For
+# the large helpers that hold the engines' loops, that was 5.8 s of a 9.4 s
+# compile.  A kernel instead receives the address of the helper's compiled
+# code as an argument and calls it with :func:`call_compiled`: the helper is
+# compiled once, on its own, and the kernel compiles in about 1.5 s.  The
+# address is an argument (not a constant in the code) so that the on-disk
+# cache stays valid across processes.
+
+
+def _accepts(arg, param):
+    """Whether a value of Numba type ``arg`` may be passed for a parameter of type ``param``."""
+    return arg == param or (isinstance(arg, numba.types.Array) and arg.copy(readonly=True) == param)
+
+
+@intrinsic
+def call_compiled(typingctx, address, function, args):
+    """``function(*args)``, run by calling the native code at ``address``.
+
+    For use inside kernels.  ``address`` must come from
+    :meth:`CalledByAddress.address` for ``function`` and these argument
+    types; ``function`` only names the helper (its code is not linked in).
+    ``args`` is a tuple whose types must match exactly one compiled
+    signature of ``function``, except that a mutable array may be passed
+    for a read-only array parameter: anything else fails to compile (a
+    ``TypingError``), so a kernel can never call the code with the wrong
+    types.
+    """
+    if not isinstance(function, numba.types.Dispatcher) or not isinstance(args, numba.types.BaseTuple):
+        return None
+    argtys = tuple(args.types)
+    matches = [s for s in function.dispatcher.nopython_signatures
+               if len(s.args) == len(argtys) and all(map(_accepts, argtys, s.args))]
+    if len(matches) != 1:
+        return None  # Numba reports "No implementation ... found for signature" with the types
+    target = matches[0]
+
+    def codegen(context, builder, signature, llargs):
+        addr, _, tup = llargs
+        values = [context.cast(builder, builder.extract_value(tup, i), a, p)
+                  for i, (a, p) in enumerate(zip(argtys, target.args))]
+        fnty = context.call_conv.get_function_type(target.return_type, target.args)
+        fn = builder.inttoptr(addr, fnty.as_pointer())
+        status, result = context.call_conv.call_function(
+            builder, fn, target.return_type, target.args, values)
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        return result
+
+    return target.return_type(address, function, args), codegen
+
+
+class CalledByAddress:
+    """A helper that kernels call through :func:`call_compiled`, with its signature per dtype.
+
+    Parameters
+    ----------
+    function : numba dispatcher
+        The helper (for example a :func:`noalias_helper`).
+    arrays : dict of str to tuple
+        ``{parameter: (ndim, writes)}`` for each array parameter, C-contiguous,
+        of the kernel's dtype, or ``(ndim, writes, dtype)`` for another dtype.
+        Arrays the helper does not write are declared read-only, so that
+        read-only inputs need no second build.
+    flags : tuple of str
+        Boolean parameters.
+    scalars : tuple of str
+        Parameters that are scalars of the kernel's dtype.
+
+    Every other parameter is an int64.
+    """
+
+    def __init__(self, function, arrays, flags=(), scalars=()):
+        self.function = function
+        self._arrays = arrays
+        self._flags = flags
+        self._scalars = scalars
+        self._params = list(inspect.signature(function.py_func).parameters)
+        self._addresses = {}
+
+    def signature(self, dtype):
+        """The helper's argument types for arrays of ``dtype`` (a tuple of Numba types)."""
+        t = numba.from_dtype(dtype)
+        argtypes = []
+        for name in self._params:
+            if name in self._arrays:
+                ndim, writes, *other = self._arrays[name]
+                item = numba.from_dtype(other[0]) if other else t
+                argtypes.append(numba.types.Array(item, ndim, "C", readonly=not writes))
+            elif name in self._flags:
+                argtypes.append(numba.types.boolean)
+            elif name in self._scalars:
+                argtypes.append(t)
+            else:
+                argtypes.append(numba.types.int64)
+        return tuple(argtypes)
+
+    def address(self, dtype):
+        """Compile (or load from the on-disk cache) the helper for ``dtype``; its code's address.
+
+        Call it before the kernel that uses it: the kernel's compilation
+        checks its call against this compiled signature.
+        """
+        addr = self._addresses.get(dtype)
+        if addr is None:
+            argtypes = self.signature(dtype)
+            self.function.compile(argtypes)
+            cres = self.function.overloads[argtypes]
+            addr = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+            self._addresses[dtype] = addr
+        return addr

@@ -34,16 +34,17 @@ The ``prange`` body is one call of :func:`_direct_tasks`, a serial function
 compiled with its array arguments ``noalias`` (:func:`._jit.noalias_helper`):
 its micro-kernels are inlined into it, indexed with unsigned offsets, and
 LLVM vectorises their pixel loops without runtime alias checks (without
-``noalias`` the engine ran 10-35% slower).  Keeping that code out of the
-parallel loop body, whose passes Numba runs slowly on large bodies, cut
-the cold compile time of the parallel build from 10.5 to 9.1 s, and of
-the serial build from 4.3 to 1.7 s: it now only links the compiled tasks.
+``noalias`` the engine ran 10-35% slower).  The kernel calls it by address
+(:func:`._jit.call_compiled`), so its code is compiled once, not linked
+into and recompiled with each build of the kernel: the first forward call
+compiles in 4.7 s instead of 9.7 s, and the serial build in under a second.
 """
 
 import numpy as np
 from numba import prange
 
-from ._jit import inline_helper, noalias_helper, parallel_kernel, serial_variant
+from ._jit import (CalledByAddress, call_compiled, inline_helper, noalias_helper,
+                   parallel_kernel, serial_variant)
 from ._tiling import MIN_TASKS, band_task
 
 #: Bytes of one accumulator row of a micro-kernel segment (512 float32 or
@@ -300,8 +301,8 @@ def _write_back(acc, TA, st, ln, Wz, Q, kn, b1, k, o1, ob, oplane, row0, osh, Wo
 
 @noalias_helper
 def _direct_tasks(t0, t1, x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, Cg, G, nb, B, P, Q,
-                  TS, TA, Hz, Wz, E, Kg, in_place, band_size, last_tap, oplane, Wo, sh, sw, pt, pl,
-                  oh0, ow0, osh, osw, zero):
+                  Hz, Wz, E, Kg, in_place, band_size, last_tap, oplane, Wo, sh, sw, pt, pl,
+                  oh0, ow0, osh, osw):
     """Run tasks ``t0 <= task < t1`` of :func:`conv_direct`, one after another.
 
     A task is one (image, group, band of ``B`` output rows) block of the
@@ -312,6 +313,12 @@ def _direct_tasks(t0, t1, x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, C
     scalars are those :func:`conv_direct` derives from the shapes.  ``o1``
     must not overlap any other argument: they are all ``noalias``.
     """
+    # compile-time constants (from the dtype): this function is called by
+    # address, so LLVM cannot propagate them from the caller (passed as
+    # arguments, the engine ran up to 1.2x slower)
+    TS = SEGMENT_BYTES // x1.itemsize
+    TA = TS + ROW_SKEW
+    zero = x1.dtype.type(0)
     acc = np.empty(4 * TA, dtype=x1.dtype)
     band = np.empty(band_size, dtype=x1.dtype)
     if not in_place:
@@ -357,12 +364,22 @@ def _direct_tasks(t0, t1, x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, C
                 kb += kn
 
 
+#: How kernels call :func:`_direct_tasks` (by address, see :mod:`._jit`).
+DIRECT_TASKS = CalledByAddress(
+    _direct_tasks, arrays=dict(x1=(1, False), w1=(1, False), b1=(1, False), o1=(1, True),
+                               eoff=(1, False, np.int64), use_h=(1, False, np.int64),
+                               use_w=(1, False, np.int64)),
+    flags=("in_place",))
+
+
 @parallel_kernel
-def conv_direct(x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh, osw):
+def conv_direct(tasks, x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh, osw):
     """Direct convolution: ``out[placed] = conv(x, weight) + bias``, pixels innermost.
 
     Parameters
     ----------
+    tasks : int
+        ``DIRECT_TASKS.address(x.dtype)``: the compiled :func:`_direct_tasks`.
     x : ndarray, shape (N, Cin, H, W), C-contiguous, float32 or float64
     weight : ndarray, shape (Kout, Cin // G, R, S), C-contiguous, x's dtype
         ``G = Cin // weight.shape[1]`` groups.
@@ -386,8 +403,6 @@ def conv_direct(x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh,
     Kout, Cg, R, S = weight.shape
     Ho, Wo = out.shape[2], out.shape[3]
     G = Cin // Cg
-    TS = SEGMENT_BYTES // x.itemsize
-    TA = TS + ROW_SKEW
     B = direct_rows(P, Q, Cg, R, S, sh, sw, dh, dw, N * G)
     # flat views, taken outside the prange body (views inside it cost noalias)
     x1 = x.reshape(x.size)
@@ -423,7 +438,6 @@ def conv_direct(x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh,
         use_h[(r * dh) % sh] = 1
     for s in range(S):
         use_w[(s * dw) % sw] = 1
-    zero = x1.dtype.type(0)
     band_size = 0 if in_place else Cg * sh * sw * Hz * Wz + VW
     last_tap = 0
     for e in range(E):
@@ -435,10 +449,11 @@ def conv_direct(x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh,
     # np.int64(...): prange indices are uint64 and band_size/last_tap may be
     # typed as literals; one argument type each, so one compilation
     for ch in prange(nchunks):
-        _direct_tasks(np.int64(ch * ntasks // nchunks), np.int64((ch + 1) * ntasks // nchunks),
-                      x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, Cg, G, nb, B, P, Q,
-                      TS, TA, Hz, Wz, E, Kg, in_place, np.int64(band_size), np.int64(last_tap),
-                      oplane, Wo, sh, sw, pt, pl, oh0, ow0, osh, osw, zero)
+        call_compiled(tasks, _direct_tasks, (
+            np.int64(ch * ntasks // nchunks), np.int64((ch + 1) * ntasks // nchunks),
+            x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, Cg, G, nb, B, P, Q,
+            Hz, Wz, E, Kg, in_place, np.int64(band_size), np.int64(last_tap),
+            oplane, Wo, sh, sw, pt, pl, oh0, ow0, osh, osw))
 
 
 @inline_helper
@@ -486,5 +501,5 @@ def run_direct(x, weight, bias, out, stride, padding, dilation, P, Q, place=(0, 
     """Run :func:`conv_direct` (arguments as there, pairs for stride, padding, dilation)."""
     macs = x.shape[0] * weight.size * P * Q
     kernel = conv_direct_serial if macs < SERIAL_MACS else conv_direct
-    kernel(x, weight, bias, out, stride[0], stride[1], dilation[0], dilation[1],
-           padding[0], padding[1], P, Q, place[0], place[1], place[2], place[3])
+    kernel(DIRECT_TASKS.address(x.dtype), x, weight, bias, out, stride[0], stride[1],
+           dilation[0], dilation[1], padding[0], padding[1], P, Q, *place)

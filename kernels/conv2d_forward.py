@@ -3,7 +3,7 @@
 import numpy as np
 from numba import prange
 
-from ._jit import parallel_kernel
+from ._jit import CalledByAddress, call_compiled, noalias_helper, parallel_kernel
 from ._microkernels import weights_times_panel
 from ._panels import gather_band, pack_rows_from_band
 from ._tiling import band_rows, band_task, padded, task_rows
@@ -20,13 +20,55 @@ DIRECT_MAX_REDUCTION = 320
 DIRECT_MAX_CHANNELS = 16
 
 
+@noalias_helper
+def _packed_task(task, src, wmat, bias, out3, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
+                 P, Q, oh0, ow0, osh, osw, Wo):
+    """Task ``task`` of :func:`conv_packed`: one (image, group, band of ``B`` output rows).
+
+    ``out3`` is ``out`` with its spatial axes flattened; other arguments as
+    for :func:`conv_packed`.  Allocates its own band and panel buffers.
+    Array arguments are ``noalias`` (as they were in the ``prange`` body
+    this code came from): ``out3`` must not overlap the others.
+    """
+    Cg = src.shape[1] // G
+    Kg = out3.shape[1] // G
+    L = wmat.shape[1]
+    CRS = Cg * R * S
+    zero = src.dtype.type(0)
+    nb = (P + B - 1) // B
+    rows_in = (B - 1) * sh + (R - 1) * dh + 1
+    cols_in = (Q - 1) * sw + (S - 1) * dw + 1
+    n, g, p0, rows = band_task(task, nb, G, B, P)
+    band = np.empty((rows_in, cols_in, Cg), dtype=src.dtype)
+    panel = np.empty((Bp * Q, L), dtype=src.dtype)
+    for t in range(Bp * Q):  # packing writes columns < CRS; the vector padding must be zero
+        for i in range(CRS, L):
+            panel[t, i] = zero
+    dest = np.empty(Bp * Q, dtype=np.int64)
+    gather_band(src, n, g * Cg, Cg, p0 * sh - pt, -pl, band)
+    for a0 in range(0, rows, Bp):
+        prow = min(Bp, rows - a0)
+        for a in range(prow):
+            for q in range(Q):
+                dest[a * Q + q] = (oh0 + (p0 + a0 + a) * osh) * Wo + ow0 + q * osw
+        pack_rows_from_band(band, a0, prow, Q, R, S, Cg, sh, sw, dh, dw, panel)
+        weights_times_panel(wmat, g * Kg, Kg, panel, prow * Q, L, bias, out3, n, dest)
+
+
+#: How :func:`conv_packed` calls :func:`_packed_task` (by address, see :mod:`._jit`).
+PACKED_TASK = CalledByAddress(_packed_task, arrays=dict(src=(4, False), wmat=(2, False),
+                                                       bias=(1, False), out3=(3, True)))
+
+
 @parallel_kernel
-def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
+def conv_packed(task_fn, src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
                 P, Q, oh0, ow0, osh, osw):
     """Generic packed convolution: ``out[placed] = conv(src, w) + bias``.
 
     Parameters
     ----------
+    task_fn : int
+        ``PACKED_TASK.address(src.dtype)``: the compiled :func:`_packed_task`.
     src : ndarray, shape (N, Cin, Hs, Ws), C-contiguous
     wmat : ndarray, shape (Kout, L), C-contiguous, L >= R * S * (Cin // G)
         Column ``(r*S + s)*Cg + c`` multiplies tap ``(r, s)`` of channel ``c``
@@ -47,37 +89,18 @@ def conv_packed(src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
     P, Q, oh0, ow0, osh, osw : int
         Output size and placement in ``out``.
 
-    Each prange iteration owns one (image, group, band of B output rows)
-    block of the output and its own band and panel buffers.
+    Each prange iteration runs one (image, group, band of B output rows)
+    task, which owns that block of the output and its own band and panel
+    buffers.
     """
     N = src.shape[0]
-    Cg = src.shape[1] // G
-    Kout = out.shape[1]
-    Kg = Kout // G
-    L = wmat.shape[1]
-    CRS = Cg * R * S
-    zero = src.dtype.type(0)
-    nb = (P + B - 1) // B
-    rows_in = (B - 1) * sh + (R - 1) * dh + 1
-    cols_in = (Q - 1) * sw + (S - 1) * dw + 1
     Wo = out.shape[3]
-    out3 = out.reshape((N, Kout, out.shape[2] * Wo))
-    for task in prange(N * G * nb):
-        n, g, p0, rows = band_task(task, nb, G, B, P)
-        band = np.empty((rows_in, cols_in, Cg), dtype=src.dtype)
-        panel = np.empty((Bp * Q, L), dtype=src.dtype)
-        for t in range(Bp * Q):  # packing writes columns < CRS; the vector padding must be zero
-            for i in range(CRS, L):
-                panel[t, i] = zero
-        dest = np.empty(Bp * Q, dtype=np.int64)
-        gather_band(src, n, g * Cg, Cg, p0 * sh - pt, -pl, band)
-        for a0 in range(0, rows, Bp):
-            prow = min(Bp, rows - a0)
-            for a in range(prow):
-                for q in range(Q):
-                    dest[a * Q + q] = (oh0 + (p0 + a0 + a) * osh) * Wo + ow0 + q * osw
-            pack_rows_from_band(band, a0, prow, Q, R, S, Cg, sh, sw, dh, dw, panel)
-            weights_times_panel(wmat, g * Kg, Kg, panel, prow * Q, L, bias, out3, n, dest)
+    out3 = out.reshape((N, out.shape[1], out.shape[2] * Wo))
+    ntasks = N * G * ((P + B - 1) // B)
+    for task in prange(ntasks):
+        call_compiled(task_fn, _packed_task, (
+            np.int64(task), src, wmat, bias, out3, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
+            P, Q, oh0, ow0, osh, osw, Wo))
 
 
 def weight_matrix(weight_krsc):
@@ -121,5 +144,6 @@ def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups, engi
     Bp = band_rows(P, Q, Cg * R * S)
     B, Bp = task_rows(P, Bp, stride[0], (R - 1) * dilation[0] + 1,
                       (Q - 1) * stride[1] + (S - 1) * dilation[1] + 1, Cg, x.shape[0] * groups)
-    conv_packed(x, wmat, bias, out, groups, R, S, stride[0], stride[1],
-                dilation[0], dilation[1], padding[0], padding[1], B, Bp, P, Q, 0, 0, 1, 1)
+    conv_packed(PACKED_TASK.address(x.dtype), x, wmat, bias, out, groups, R, S,
+                stride[0], stride[1], dilation[0], dilation[1], padding[0], padding[1],
+                B, Bp, P, Q, 0, 0, 1, 1)

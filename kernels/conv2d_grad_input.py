@@ -6,7 +6,7 @@ import numpy as np
 
 from ._tiling import band_rows, task_rows
 from .conv2d_direct import run_direct
-from .conv2d_forward import choose_engine, conv_packed, weight_matrix
+from .conv2d_forward import PACKED_TASK, choose_engine, conv_packed, weight_matrix
 
 
 def stride_phase(a, stride, dilation, pad, kernel, n_out, size):
@@ -91,5 +91,6 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
             Bp = band_rows(Hp, Wp, Rm * Sm * Kg)
             B, Bp = task_rows(Hp, Bp, 1, (Rm - 1) * dil_h + 1, Wp + (Sm - 1) * dil_w, Kg,
                               grad_output.shape[0] * G)
-            conv_packed(grad_output, wmat, bias, grad_input, G, Rm, Sm, 1, 1,
+            conv_packed(PACKED_TASK.address(grad_output.dtype), grad_output, wmat, bias,
+                        grad_input, G, Rm, Sm, 1, 1,
                         dil_h, dil_w, pt, pl, B, Bp, Hp, Wp, ah, aw, stride[0], stride[1])

@@ -35,7 +35,7 @@ from numba import prange
 from ._grad_weight_microkernels import dy_times_taps
 from ._grad_weight_packing import pack_dy_rows, pack_x_direct, pack_x_panel
 from ._grad_weight_plan import DIRECT, DY_IN_PLACE, PANEL, X_IN_PLACE, _plan
-from ._jit import parallel_kernel, serial_helper
+from ._jit import CalledByAddress, call_compiled, parallel_kernel, serial_helper
 from ._tiling import VECTOR_PAD
 
 
@@ -178,6 +178,14 @@ def grad_weight_chunk(ch, nchunks, x, dy, acc, mode, in_place, ksplit, G, cblock
                           (c0 + cb) * R * S, acc_g)
 
 
+#: How kernels call :func:`grad_weight_chunk` (by address, see :mod:`._jit`).
+CHUNK = CalledByAddress(
+    grad_weight_chunk, arrays=dict(x=(4, False), dy=(4, False), acc=(3, True),
+                                   xrow=(1, False, np.int64), off=(1, False, np.int64),
+                                   phases_h=(1, False, np.int64), phases_w=(1, False, np.int64)),
+    flags=("ksplit",))
+
+
 @serial_helper
 def sum_row(partial, gw, kk):
     """``gw[kk, i] = sum_ch partial[ch, g, k, i]`` (``kk = g*Kg + k``), added in chunk order.
@@ -200,8 +208,8 @@ def sum_row(partial, gw, kk):
 
 
 @parallel_kernel
-def grad_weight_bands(x, dy, partial, nchunks, mode, in_place, ksplit, G, cblock, xrow, off,
-                      phases_h, phases_w, R, S, sh, sw, dh, dw, pt, pl,
+def grad_weight_bands(chunk, x, dy, partial, nchunks, mode, in_place, ksplit, G, cblock, xrow,
+                      off, phases_h, phases_w, R, S, sh, sw, dh, dw, pt, pl,
                       Hs, Ws, emin, lead, span, B, n_rows):
     """Fill ``partial`` with :func:`grad_weight_chunk`, chunks in parallel.
 
@@ -210,17 +218,19 @@ def grad_weight_bands(x, dy, partial, nchunks, mode, in_place, ksplit, G, cblock
 
     Parameters
     ----------
+    chunk : int
+        ``CHUNK.address(x.dtype)``: the compiled :func:`grad_weight_chunk`.
     partial : ndarray, shape (nchunks, G, Kg, NTp), or (1, G, Kg, NTp) with ``ksplit``
     nchunks : int
     others
         As for :func:`grad_weight_chunk`.
     """
     for ch in prange(nchunks):
-        # prange indices are uint64, range indices int64: one type, one compilation
-        grad_weight_chunk(np.int64(ch), nchunks, x, dy, partial[0] if ksplit else partial[ch],
-                          mode, in_place, ksplit, G, cblock, xrow, off,
-                          phases_h, phases_w, R, S, sh, sw, dh, dw, pt, pl,
-                          Hs, Ws, emin, lead, span, B, n_rows)
+        # prange indices are uint64; the helper's chunk index is an int64
+        call_compiled(chunk, grad_weight_chunk, (
+            np.int64(ch), nchunks, x, dy, partial[0] if ksplit else partial[ch],
+            mode, in_place, ksplit, G, cblock, xrow, off, phases_h, phases_w,
+            R, S, sh, sw, dh, dw, pt, pl, Hs, Ws, emin, lead, span, B, n_rows))
 
 
 @parallel_kernel
@@ -242,7 +252,7 @@ def sum_partials(partial, grad_w, row_check):
 
 
 @serial_helper
-def grad_weight_serial(x, dy, partial, nchunks, grad_w, row_check,
+def grad_weight_serial(chunk, x, dy, partial, nchunks, grad_w, row_check,
                        mode, in_place, ksplit, G, cblock, xrow, off,
                        phases_h, phases_w, R, S, sh, sw, dh, dw, pt, pl,
                        Hs, Ws, emin, lead, span, B, n_rows):
@@ -252,10 +262,10 @@ def grad_weight_serial(x, dy, partial, nchunks, grad_w, row_check,
     Same chunks, same order, so the same bits as the parallel version.
     """
     for ch in range(nchunks):
-        grad_weight_chunk(ch, nchunks, x, dy, partial[0] if ksplit else partial[ch],
-                          mode, in_place, ksplit, G, cblock, xrow, off,
-                          phases_h, phases_w, R, S, sh, sw, dh, dw, pt, pl,
-                          Hs, Ws, emin, lead, span, B, n_rows)
+        call_compiled(chunk, grad_weight_chunk, (
+            ch, nchunks, x, dy, partial[0] if ksplit else partial[ch],
+            mode, in_place, ksplit, G, cblock, xrow, off, phases_h, phases_w,
+            R, S, sh, sw, dh, dw, pt, pl, Hs, Ws, emin, lead, span, B, n_rows))
     K = grad_w.shape[0]
     gw = grad_w.reshape((K, grad_w.size // K))
     for kk in range(K):
@@ -271,10 +281,11 @@ def _run(mode, x, dy, grad_weight, stride, padding, dilation, groups):
     ksplit = args[2]
     partial = np.empty((1 if ksplit else nchunks, groups, K // groups, NTp), x.dtype)
     row_check = np.empty(K, x.dtype)
+    chunk = CHUNK.address(x.dtype)
     if serial:
-        grad_weight_serial(x, dy, partial, nchunks, grad_weight, row_check, *args)
+        grad_weight_serial(chunk, x, dy, partial, nchunks, grad_weight, row_check, *args)
     else:
-        grad_weight_bands(x, dy, partial, nchunks, *args)
+        grad_weight_bands(chunk, x, dy, partial, nchunks, *args)
         sum_partials(partial, grad_weight, row_check)
     return row_check
 

@@ -1,0 +1,59 @@
+"""Kernels call their large helpers by address (``kernels/_jit.py``): the mechanism itself."""
+
+import numba
+import numpy as np
+import pytest
+from numba.core.errors import TypingError
+
+from fastconv.kernels import _jit
+
+
+@numba.njit
+def _scaled_sum(out, a, k, scale):
+    s = scale * 0
+    for i in range(a.size):
+        s += a[i] * scale
+    out[k] = s
+    return k + 1
+
+
+_HELPER = _jit.CalledByAddress(_scaled_sum, arrays=dict(out=(1, True), a=(1, False)),
+                               scalars=("scale",))
+
+
+@numba.njit
+def _caller(addr, out, a, scale):
+    total = 0
+    for k in range(out.size):
+        total += _jit.call_compiled(addr, _scaled_sum, (out, a, k, scale))
+    return total
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_call_compiled_runs_the_helper(dtype):
+    a = np.arange(5, dtype=dtype)
+    a.flags.writeable = False  # read-only array for a read-only parameter
+    out = np.zeros(3, dtype)
+    scale = dtype(2)
+    assert _caller(_HELPER.address(np.dtype(dtype)), out, a, scale) == 1 + 2 + 3
+    np.testing.assert_array_equal(out, np.full(3, 20, dtype))
+
+
+def test_signature_mismatch_does_not_compile():
+    """A call whose types match no compiled signature is a compile-time error."""
+    _HELPER.address(np.dtype(np.float64))
+    with pytest.raises(TypingError, match="call_compiled"):
+        # int32 array instead of float64: no such signature
+        _caller(_HELPER.address(np.dtype(np.float64)), np.zeros(2), np.zeros(2, np.int32),
+                np.float64(1))
+
+
+def test_caller_does_not_link_the_helper():
+    """The caller's code holds no copy of the helper's (that is the point: compile time)."""
+    out, a = np.zeros(2), np.ones(3)
+    _caller(_HELPER.address(np.dtype(np.float64)), out, a, np.float64(1))
+    helper = _scaled_sum.overloads[_HELPER.signature(np.dtype(np.float64))]
+    caller = _caller.overloads[(numba.types.int64,) + tuple(map(numba.typeof, (out, a, 1.0)))]
+    name = helper.fndesc.llvm_func_name
+    assert f"@{name}(" in helper.library.get_llvm_str()
+    assert name not in caller.library.get_llvm_str()
