@@ -447,7 +447,7 @@ def conv_direct(tasks, x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow
     ntasks = N * G * nb
     nchunks = min(ntasks, TASK_CHUNKS)
     # np.int64(...): prange indices are uint64 and band_size/last_tap may be
-    # typed as literals; one argument type each, so one compilation
+    # typed as literals; _direct_tasks is declared with int64 parameters
     for ch in prange(nchunks):
         call_compiled(tasks, _direct_tasks, (
             np.int64(ch * ntasks // nchunks), np.int64((ch + 1) * ntasks // nchunks),

@@ -112,6 +112,23 @@ def weight_matrix(weight_krsc):
     return wmat
 
 
+def run_packed(src, weight, bias, out, stride, padding, dilation, groups, P, Q,
+               place=(0, 0, 1, 1)):
+    """Run :func:`conv_packed` with a ``(Kout, Cg, R, S)`` weight.
+
+    Arguments as for :func:`.conv2d_direct.run_direct` (pairs for stride,
+    padding, dilation), plus ``groups``; sizes the tasks and packs the weight.
+    """
+    K, Cg, R, S = weight.shape
+    wmat = weight_matrix(weight.transpose(0, 2, 3, 1))
+    Bp = band_rows(P, Q, Cg * R * S)
+    B, Bp = task_rows(P, Bp, stride[0], (R - 1) * dilation[0] + 1,
+                      (Q - 1) * stride[1] + (S - 1) * dilation[1] + 1, Cg, src.shape[0] * groups)
+    conv_packed(PACKED_TASK.address(src.dtype), src, wmat, bias, out, groups, R, S,
+                stride[0], stride[1], dilation[0], dilation[1], padding[0], padding[1],
+                B, Bp, P, Q, *place)
+
+
 def choose_engine(reduction, out_channels):
     """``"direct"`` or ``"packed"`` for a convolution with this reduction length and group width."""
     if reduction <= DIRECT_MAX_REDUCTION or out_channels < DIRECT_MAX_CHANNELS:
@@ -140,10 +157,4 @@ def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups, engi
     if (engine or choose_engine(Cg * R * S, K // groups)) == "direct":
         run_direct(x, weight, bias, out, stride, padding, dilation, P, Q)
         return
-    wmat = weight_matrix(weight.transpose(0, 2, 3, 1))
-    Bp = band_rows(P, Q, Cg * R * S)
-    B, Bp = task_rows(P, Bp, stride[0], (R - 1) * dilation[0] + 1,
-                      (Q - 1) * stride[1] + (S - 1) * dilation[1] + 1, Cg, x.shape[0] * groups)
-    conv_packed(PACKED_TASK.address(x.dtype), x, wmat, bias, out, groups, R, S,
-                stride[0], stride[1], dilation[0], dilation[1], padding[0], padding[1],
-                B, Bp, P, Q, 0, 0, 1, 1)
+    run_packed(x, weight, bias, out, stride, padding, dilation, groups, P, Q)

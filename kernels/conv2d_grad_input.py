@@ -4,9 +4,8 @@ import math
 
 import numpy as np
 
-from ._tiling import band_rows, task_rows
 from .conv2d_direct import run_direct
-from .conv2d_forward import PACKED_TASK, choose_engine, conv_packed, weight_matrix
+from .conv2d_forward import choose_engine, run_packed
 
 
 def stride_phase(a, stride, dilation, pad, kernel, n_out, size):
@@ -83,14 +82,10 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
                 continue
             sub = np.ascontiguousarray(ws[:, :, rows][:, :, :, cols])  # (C, Kg, Rm, Sm)
             Rm, Sm = len(rows), len(cols)
+            place = (ah, aw, stride[0], stride[1])
             if (engine or choose_engine(Rm * Sm * Kg, Cg)) == "direct":
                 run_direct(grad_output, sub, bias, grad_input, (1, 1), (pt, pl), (dil_h, dil_w),
-                           Hp, Wp, place=(ah, aw, stride[0], stride[1]))
-                continue
-            wmat = weight_matrix(sub.transpose(0, 2, 3, 1))
-            Bp = band_rows(Hp, Wp, Rm * Sm * Kg)
-            B, Bp = task_rows(Hp, Bp, 1, (Rm - 1) * dil_h + 1, Wp + (Sm - 1) * dil_w, Kg,
-                              grad_output.shape[0] * G)
-            conv_packed(PACKED_TASK.address(grad_output.dtype), grad_output, wmat, bias,
-                        grad_input, G, Rm, Sm, 1, 1,
-                        dil_h, dil_w, pt, pl, B, Bp, Hp, Wp, ah, aw, stride[0], stride[1])
+                           Hp, Wp, place=place)
+            else:
+                run_packed(grad_output, sub, bias, grad_input, (1, 1), (pt, pl), (dil_h, dil_w),
+                           G, Hp, Wp, place=place)
