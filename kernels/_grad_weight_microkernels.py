@@ -5,7 +5,9 @@ of packed input ("taps"), reducing over the contiguous pixel axis in blocks of
 4 output channels x 4 taps; :func:`row_times_taps` handles leftover channels.
 """
 
-from ._jit import serial_helper
+import numpy as np
+
+from ._jit import CalledByAddress, call_compiled, serial_helper
 
 
 @serial_helper
@@ -92,7 +94,8 @@ def row_times_taps(y, buf, xr0, xo0, xrow, off, T, i0, i1, acc):
 
 
 @serial_helper
-def dy_times_taps(dyb, kr0, t0, buf, xr0, xo0, xrow, off, T, Kg, i0, i1, i1_real, acc):
+def dy_times_taps(dyb, kr0, t0, buf, xr0, xo0, xrow, off, T, Kg, i0, i1, i1_real, acc,
+                  rows_fn):
     """``acc[k, i] += sum_{t < T} dyb[kr0 + k, t0 + t] * buf[xr0 + xrow[i], xo0 + off[i] + t]``.
 
     For ``k < Kg`` and ``i0 <= i < i1``: tap ``i``'s row of patches is a
@@ -123,6 +126,8 @@ def dy_times_taps(dyb, kr0, t0, buf, xr0, xo0, xrow, off, T, Kg, i0, i1, i1_real
         ``i1_real`` on are padding, computed only by the 4 x 4 blocks.
     acc : ndarray, shape (>= Kg, >= i1)
         Accumulated into.
+    rows_fn : int
+        ``ROW_TIMES_TAPS.address(dtype)`` if ``Kg % 4``, else unused.
     """
     zero = dyb.dtype.type(0)
     k4 = Kg - Kg % 4
@@ -197,4 +202,15 @@ def dy_times_taps(dyb, kr0, t0, buf, xr0, xo0, xrow, off, T, Kg, i0, i1, i1_real
             acc[kb + 3, i + 2] += a32
             acc[kb + 3, i + 3] += a33
     for k in range(k4, Kg):
-        row_times_taps(dyb[kr0 + k, t0:], buf, xr0, xo0, xrow, off, T, i0, i1_real, acc[k])
+        call_compiled(rows_fn, row_times_taps, (dyb[kr0 + k, t0:], buf, xr0, xo0, xrow, off, T,
+                                                i0, i1_real, acc[k]))
+
+
+_TAPS = (1, False, np.int64)
+
+#: How :func:`dy_times_taps` calls :func:`row_times_taps`, and the weight
+#: gradient's chunks call :func:`dy_times_taps` (by address, see :mod:`._jit`).
+ROW_TIMES_TAPS = CalledByAddress(row_times_taps, arrays=dict(
+    y=(1, False), buf=(2, False), xrow=_TAPS, off=_TAPS, acc=(1, True)))
+DY_TIMES_TAPS = CalledByAddress(dy_times_taps, arrays=dict(
+    dyb=(2, False), buf=(2, False), xrow=_TAPS, off=_TAPS, acc=(2, True)))

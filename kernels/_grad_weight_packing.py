@@ -13,7 +13,7 @@ cost that matters.
 
 import numpy as np
 
-from ._jit import serial_helper
+from ._jit import CalledByAddress, serial_helper
 
 
 @serial_helper
@@ -215,3 +215,10 @@ def pack_x_panel(x, c0, cb, R, S, sh, sw, dh, dw, pt, pl, P, Q, G0, rows, Tp, bu
                     _zero_rows(dst, e + qhi, 0, 1, Q - qhi)
     for i in range(cb * R * S):
         _zero_rows(dst, i * ld + rows * Q, 0, 1, Tp - rows * Q)
+
+
+#: How the weight gradient's chunks call the packers (by address, see :mod:`._jit`).
+PACK_DY_ROWS = CalledByAddress(pack_dy_rows, arrays=dict(dy=(4, False), dyb=(2, True)))
+PACK_X_DIRECT = CalledByAddress(pack_x_direct, arrays=dict(
+    x=(4, False), phases_h=(1, False, np.int64), phases_w=(1, False, np.int64), buf=(2, True)))
+PACK_X_PANEL = CalledByAddress(pack_x_panel, arrays=dict(x=(4, False), buf=(2, True)))

@@ -22,6 +22,7 @@ import types
 
 import numba
 import numba.core.compiler
+import numpy as np
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -136,6 +137,13 @@ def noalias_helper(fn):
 # cache stays valid across processes.
 
 
+#: Declared helpers, by dispatcher (see :class:`CalledByAddress`).
+_DECLARED = {}
+
+#: The dtypes kernels run in: each declared helper has one signature per dtype.
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _accepts(arg, param):
     """Whether a value of Numba type ``arg`` may be passed for a parameter of type ``param``."""
     return arg == param or (isinstance(arg, numba.types.Array) and arg.copy(readonly=True) == param)
@@ -148,16 +156,22 @@ def call_compiled(typingctx, address, function, args):
     For use inside kernels.  ``address`` must come from
     :meth:`CalledByAddress.address` for ``function`` and these argument
     types; ``function`` only names the helper (its code is not linked in).
-    ``args`` is a tuple whose types must match exactly one compiled
-    signature of ``function``, except that a mutable array may be passed
-    for a read-only array parameter: anything else fails to compile (a
-    ``TypingError``), so a kernel can never call the code with the wrong
-    types.
+    ``args`` is a tuple whose types must match exactly one declared
+    signature of ``function`` (:class:`CalledByAddress`), except that a
+    mutable array may be passed for a read-only array parameter: anything
+    else fails to compile (a ``TypingError``), so a kernel can never call
+    the code with the wrong types.  Typing needs only the declaration: the
+    helper itself compiles when its address is first asked for, so a
+    kernel may hold calls of helpers that a given call never runs (and
+    whose address it may then pass as 0).
     """
     if not isinstance(function, numba.types.Dispatcher) or not isinstance(args, numba.types.BaseTuple):
         return None
+    declared = _DECLARED.get(function.dispatcher)
+    if declared is None:
+        return None
     argtys = tuple(args.types)
-    matches = [s for s in function.dispatcher.nopython_signatures
+    matches = [s for s in map(declared.signature, DTYPES)
                if len(s.args) == len(argtys) and all(map(_accepts, argtys, s.args))]
     if len(matches) != 1:
         return None  # Numba reports "No implementation ... found for signature" with the types
@@ -184,7 +198,7 @@ class CalledByAddress:
     Parameters
     ----------
     function : numba dispatcher
-        The helper (for example a :func:`noalias_helper`).
+        The helper (for example a :func:`noalias_helper`).  It returns nothing.
     arrays : dict of str to tuple
         ``{parameter: (ndim, writes)}`` for each array parameter, C-contiguous,
         of the kernel's dtype, or ``(ndim, writes, dtype)`` for another dtype.
@@ -205,9 +219,10 @@ class CalledByAddress:
         self._scalars = scalars
         self._params = list(inspect.signature(function.py_func).parameters)
         self._addresses = {}
+        _DECLARED[function] = self
 
     def signature(self, dtype):
-        """The helper's argument types for arrays of ``dtype`` (a tuple of Numba types)."""
+        """The helper's Numba signature for arrays of ``dtype`` (returns ``none``)."""
         t = numba.from_dtype(dtype)
         argtypes = []
         for name in self._params:
@@ -221,19 +236,26 @@ class CalledByAddress:
                 argtypes.append(t)
             else:
                 argtypes.append(numba.types.int64)
-        return tuple(argtypes)
+        return numba.types.none(*argtypes)
 
     def address(self, dtype):
-        """Compile (or load from the on-disk cache) the helper for ``dtype``; its code's address.
-
-        Call it before the kernel that uses it: the kernel's compilation
-        checks its call against this compiled signature.
-        """
+        """Compile (or load from the on-disk cache) the helper for ``dtype``; its code's address."""
         addr = self._addresses.get(dtype)
         if addr is None:
-            argtypes = self.signature(dtype)
-            self.function.compile(argtypes)
-            cres = self.function.overloads[argtypes]
+            sig = self.signature(dtype)
+            self.function.compile(sig)
+            cres = self.function.overloads[sig.args]
             addr = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
             self._addresses[dtype] = addr
         return addr
+
+
+def compile_declared(dtype):
+    """Compile (or load) every helper declared with :class:`CalledByAddress` for ``dtype``.
+
+    Kernels compile a helper only when a call needs it (see
+    :func:`call_compiled`); ``python -m fastconv compile`` uses this to reach
+    the helpers its sample calls did not.
+    """
+    for helper in list(_DECLARED.values()):
+        helper.address(np.dtype(dtype))

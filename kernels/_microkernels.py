@@ -7,10 +7,12 @@ reuses each of them 4 times.
 """
 
 
-from ._jit import serial_helper
+import numpy as np
+
+from ._jit import CalledByAddress, noalias_helper
 
 
-@serial_helper
+@noalias_helper
 def weights_times_panel(wmat, k0, Kg, panel, T, L, bias, out3, n, dest):
     """``out3[n, k0+k, dest[t]] = bias[k0+k] + sum_i wmat[k0+k, i] * panel[t, i]``.
 
@@ -141,3 +143,9 @@ def weights_times_panel(wmat, k0, Kg, panel, T, L, bias, out3, n, dest):
                 out3[n, k, dest[t5]] = b5 + bias[k]
                 out3[n, k, dest[t6]] = b6 + bias[k]
                 out3[n, k, dest[t7]] = b7 + bias[k]
+
+
+#: How the packed engine's tasks call the micro-kernel (by address, see :mod:`._jit`).
+WEIGHTS_TIMES_PANEL = CalledByAddress(weights_times_panel, arrays=dict(
+    wmat=(2, False), panel=(2, False), bias=(1, False), out3=(3, True),
+    dest=(1, False, np.int64)))

@@ -6,10 +6,10 @@ at row ``j = p*sh + r*dh - pt`` and column ``i = q*sw + s*dw - pl``.
 Positions outside the source read zero: that is the zero padding.
 """
 
-from ._jit import serial_helper
+from ._jit import CalledByAddress, noalias_helper
 
 
-@serial_helper
+@noalias_helper
 def gather_band(src, n, c0, Cg, j0, i0, band):
     """Copy a zero-padded, channels-last window of ``src`` into ``band``.
 
@@ -59,7 +59,7 @@ def gather_band(src, n, c0, Cg, j0, i0, band):
                     band[a, b, c] = zero
 
 
-@serial_helper
+@noalias_helper
 def pack_rows_from_band(band, a0, rows, Q, R, S, Cg, sh, sw, dh, dw, panel):
     """``panel[t, (r*S + s)*Cg + c] = band[(a0 + a)*sh + r*dh, q*sw + s*dw, c]``, t = a*Q + q.
 
@@ -103,3 +103,9 @@ def pack_rows_from_band(band, a0, rows, Q, R, S, Cg, sh, sw, dh, dw, panel):
                     x = q * sw + s * dw
                     for c in range(Cg):
                         panel[t, base + c] = band[y, x, c]
+
+
+#: How the packed engine's tasks call the packers (by address, see :mod:`._jit`).
+GATHER_BAND = CalledByAddress(gather_band, arrays=dict(src=(4, False), band=(3, True)))
+PACK_ROWS_FROM_BAND = CalledByAddress(pack_rows_from_band,
+                                      arrays=dict(band=(3, False), panel=(2, True)))

@@ -31,13 +31,16 @@ see (the worked example: 12.4 -> 7.2 us when the weight padding, task sizing
 and flattening moved into the kernel).
 
 The ``prange`` body is one call of :func:`_direct_tasks`, a serial function
-compiled with its array arguments ``noalias`` (:func:`._jit.noalias_helper`):
-its micro-kernels are inlined into it, indexed with unsigned offsets, and
-LLVM vectorises their pixel loops without runtime alias checks (without
-``noalias`` the engine ran 10-35% slower).  The kernel calls it by address
-(:func:`._jit.call_compiled`), so its code is compiled once, not linked
-into and recompiled with each build of the kernel: the first forward call
-compiles in 4.7 s instead of 9.7 s, and the serial build in under a second.
+compiled with its array arguments ``noalias`` (:func:`._jit.noalias_helper`),
+and it calls the engine's loops (:func:`_gather`, the micro-kernels,
+:func:`_write_back`), each a ``noalias_helper`` too: indexed with unsigned
+offsets, LLVM vectorises their pixel loops without runtime alias checks
+(without ``noalias`` the engine ran 10-35% slower).  All of these calls are
+by address (:func:`._jit.call_compiled`): each function is compiled once, on
+its own, instead of being linked into (and recompiled with) its caller, and
+a micro-kernel variant compiles only when a call needs it.  The first
+forward call compiles in about 3 s (9.7 s with everything linked and
+inlined).
 """
 
 import numpy as np
@@ -72,8 +75,8 @@ TASK_CHUNKS = 64
 BAND_ELEMENTS = 32768
 
 
-@inline_helper
-def _gather(x1, xb, H, W, Cg, h0, sh, sw, pl, Hz, Wz, use_h, use_w, band, zero):
+@noalias_helper
+def _gather(x1, xb, H, W, Cg, h0, sh, sw, pl, Hz, Wz, use_h, use_w, band):
     """``band[((c*sh + ph)*sw + pw)*Hz*Wz + i*Wz + j] = xpad[c, h0 + i*sh + ph, j*sw + pw - pl]``.
 
     ``x1`` is the flattened input and ``xb`` the offset of the group's first
@@ -85,6 +88,7 @@ def _gather(x1, xb, H, W, Cg, h0, sh, sw, pl, Hz, Wz, use_h, use_w, band, zero):
     cost more in loop overhead than the copying (measured 1.2 of 5.4 ms on
     a stride-2 layer with 17-column phase rows).
     """
+    zero = band.dtype.type(0)
     plane = Hz * Wz
     for i in range(Cg * sh * sw * plane):
         band[np.uint64(i)] = zero
@@ -107,9 +111,14 @@ def _gather(x1, xb, H, W, Cg, h0, sh, sw, pl, Hz, Wz, use_h, use_w, band, zero):
                                 band[np.uint64(rb + j)] = x1[np.uint64(xr + j * sw)]
 
 
-@inline_helper
-def _segment(src, st, ln, eoff, E, w1, kw, acc, TA, zero):
-    """``acc[kk*TA + t] = sum_e w1[kw + kk*E + e] * src[eoff[e] + st + t]`` for kk < 4, t < ln."""
+@noalias_helper
+def _segment(src, st, ln, eoff, E, w1, kw, acc):
+    """``acc[kk*TA + t] = sum_e w1[kw + kk*E + e] * src[eoff[e] + st + t]`` for kk < 4, t < ln.
+
+    ``TA`` is the distance of accumulator rows (:func:`_acc_row`).
+    """
+    TA = _acc_row(acc)
+    zero = acc.dtype.type(0)
     E4 = E - E % 4
     if E4 == 0:
         for t in range(ln):
@@ -178,16 +187,18 @@ def _segment(src, st, ln, eoff, E, w1, kw, acc, TA, zero):
             acc[np.uint64(3 * TA + t)] += w30 * x0
 
 
-@inline_helper
-def _segment3(src, st, ln, eoff, E, w1, kw, acc, TA, zero):
+@noalias_helper
+def _segment3(src, st, ln, eoff, E, w1, kw, acc):
     """Three channels: :func:`_segment` without its fourth row.
 
     For 3 or 6 output channels (RGB input gradients, LeNet): a 4-channel pass
     with a repeated row ran 1.2x (float64) to 1.5x (float32) slower.  It keeps
     a zeroing pass rather than a second copy of its first pass: its callers
     have long reductions (64 channels x taps), where that pass costs little,
-    and each inlined loop adds compile time.
+    and each loop adds compile time.
     """
+    TA = _acc_row(acc)
+    zero = acc.dtype.type(0)
     for t in range(ln):
         acc[np.uint64(t)] = zero
         acc[np.uint64(TA + t)] = zero
@@ -233,12 +244,13 @@ def _segment3(src, st, ln, eoff, E, w1, kw, acc, TA, zero):
             acc[np.uint64(2 * TA + t)] += w20 * x0
 
 
-@inline_helper
-def _segment1(src, st, ln, eoff, E, w1, kw, acc, a0, zero):
+@noalias_helper
+def _segment1(src, st, ln, eoff, E, w1, kw, acc, a0):
     """One channel: ``acc[a0 + t] = sum_e w1[kw + e] * src[eoff[e] + st + t]`` for t < ln.
 
     8 taps per pass: 8 loads, one accumulator load and store per 8 FMAs.
     """
+    zero = acc.dtype.type(0)
     E8 = E - E % 8
     # the taps left over from passes of 8 go first, the first of them storing
     # its products (no separate zeroing pass)
@@ -280,14 +292,15 @@ def _segment1(src, st, ln, eoff, E, w1, kw, acc, a0, zero):
                    + (w6 * src[np.uint64(o6 + t)] + w7 * src[np.uint64(o7 + t)])))
 
 
-@inline_helper
-def _write_back(acc, TA, st, ln, Wz, Q, kn, b1, k, o1, ob, oplane, row0, osh, Wo, ow0, osw):
+@noalias_helper
+def _write_back(acc, st, ln, Wz, Q, kn, b1, k, o1, ob, oplane, row0, osh, Wo, ow0, osw):
     """``out[k + kk, row0 + a*osh, ow0 + q*osw] = acc[kk*TA + a*Wz + q - st] + bias[k + kk]``.
 
     For the first ``kn`` channels and the flat pixels ``st <= a*Wz + q <
     st + ln`` with ``q < Q``; ``ob`` is the offset of channel ``k``'s plane
     (``oplane`` elements) in the flattened output ``o1``.
     """
+    TA = _acc_row(acc)
     for kk in range(kn):
         bk = b1[k + kk]
         for a in range(st // Wz, (st + ln - 1) // Wz + 1):
@@ -299,25 +312,53 @@ def _write_back(acc, TA, st, ln, Wz, Q, kn, b1, k, o1, ob, oplane, row0, osh, Wo
                 o1[np.uint64(orow + q * osw)] = acc[np.uint64(ab + q)] + bk
 
 
+@inline_helper
+def _acc_row(acc):
+    """Distance of a micro-kernel's accumulator rows in ``acc`` (elements).
+
+    A compile-time constant from the dtype: the helpers are called by
+    address, so LLVM cannot propagate it from their caller (passed as an
+    argument, the engine ran up to 1.2x slower).
+    """
+    return SEGMENT_BYTES // acc.itemsize + ROW_SKEW
+
+
+_ARRAY = (1, False)
+_OFFSETS = (1, False, np.int64)
+
+#: How :func:`_direct_tasks` calls its loops (by address, see :mod:`._jit`):
+#: each compiles once, on its own, and only when a call needs it.
+GATHER = CalledByAddress(_gather, arrays=dict(x1=_ARRAY, use_h=_OFFSETS, use_w=_OFFSETS,
+                                              band=(1, True)))
+SEGMENT = CalledByAddress(_segment, arrays=dict(src=_ARRAY, eoff=_OFFSETS, w1=_ARRAY,
+                                                acc=(1, True)))
+SEGMENT3 = CalledByAddress(_segment3, arrays=dict(src=_ARRAY, eoff=_OFFSETS, w1=_ARRAY,
+                                                  acc=(1, True)))
+SEGMENT1 = CalledByAddress(_segment1, arrays=dict(src=_ARRAY, eoff=_OFFSETS, w1=_ARRAY,
+                                                  acc=(1, True)))
+WRITE_BACK = CalledByAddress(_write_back, arrays=dict(acc=_ARRAY, b1=_ARRAY, o1=(1, True)))
+
+
 @noalias_helper
-def _direct_tasks(t0, t1, x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, Cg, G, nb, B, P, Q,
-                  Hz, Wz, E, Kg, in_place, band_size, last_tap, oplane, Wo, sh, sw, pt, pl,
-                  oh0, ow0, osh, osw):
+def _direct_tasks(t0, t1, fns, x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, Cg, G, nb,
+                  B, P, Q, Hz, Wz, E, Kg, in_place, band_size, last_tap, oplane, Wo, sh, sw,
+                  pt, pl, oh0, ow0, osh, osw):
     """Run tasks ``t0 <= task < t1`` of :func:`conv_direct`, one after another.
 
     A task is one (image, group, band of ``B`` output rows) block of the
     output (:func:`._tiling.band_task`); it writes only that block, and
-    its result does not depend on which call runs it.  ``x1``, ``w1``,
+    its result does not depend on which call runs it.  ``fns`` holds the
+    addresses of the loops (:func:`helper_addresses`), ``x1``, ``w1``,
     ``o1`` are the flattened input, weight and output, ``eoff`` the tap
     offsets, ``use_h``/``use_w`` the stride phases holding taps; the
     scalars are those :func:`conv_direct` derives from the shapes.  ``o1``
     must not overlap any other argument: they are all ``noalias``.
     """
-    # compile-time constants (from the dtype): this function is called by
-    # address, so LLVM cannot propagate them from the caller (passed as
-    # arguments, the engine ran up to 1.2x slower)
     TS = SEGMENT_BYTES // x1.itemsize
-    TA = TS + ROW_SKEW
+    TA = _acc_row(x1)
+    # one channel per group (depthwise) uses one accumulator row: segments
+    # fill all 4 rows' space, a quarter of the calls
+    ts = 4 * TS if Kg == 1 else TS
     zero = x1.dtype.type(0)
     acc = np.empty(4 * TA, dtype=x1.dtype)
     band = np.empty(band_size, dtype=x1.dtype)
@@ -330,11 +371,12 @@ def _direct_tasks(t0, t1, x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, C
         T = (rows - 1) * Wz + Q
         xb = (n * Cin + g * Cg) * H * W
         if not in_place:
-            _gather(x1, xb, H, W, Cg, p0 * sh - pt, sh, sw, pl, Hz, Wz, use_h, use_w, band, zero)
+            call_compiled(fns[0], _gather, (x1, xb, H, W, Cg, p0 * sh - pt, sh, sw, pl, Hz, Wz,
+                                            use_h, use_w, band))
         # equal segments, each a multiple of the vector width: the vector loop
         # then has no scalar remainder (a short last segment spent a third
         # of its time there)
-        nseg = (T + TS - 1) // TS
+        nseg = (T + ts - 1) // ts
         seg = ((T + nseg - 1) // nseg + VW - 1) // VW * VW
         for st in range(0, T, seg):
             ln = min(seg, T - st)
@@ -351,35 +393,65 @@ def _direct_tasks(t0, t1, x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, C
                     # 1-2 channels left (depthwise, few-channel outputs): one
                     # at a time, so no FMA is wasted (2x faster for 1 channel)
                     for kk in range(kn):
-                        _segment1(band, st, lnv, eoff, E, w1, kw + kk * E, acc, kk * TA, zero)
+                        call_compiled(fns[3], _segment1, (band, st, lnv, eoff, E, w1,
+                                                          kw + kk * E, acc, kk * TA))
                 elif kn == 3:
-                    _segment3(band, st, lnv, eoff, E, w1, kw, acc, TA, zero)
+                    call_compiled(fns[2], _segment3, (band, st, lnv, eoff, E, w1, kw, acc))
                 elif in_place:
-                    _segment(x1, xb + p0 * W + st, lnv, eoff, E, w1, kw, acc, TA, zero)
+                    call_compiled(fns[1], _segment, (x1, xb + p0 * W + st, lnv, eoff, E, w1,
+                                                     kw, acc))
                 else:
-                    _segment(band, st, lnv, eoff, E, w1, kw, acc, TA, zero)
+                    call_compiled(fns[1], _segment, (band, st, lnv, eoff, E, w1, kw, acc))
                 k = g * Kg + kb
-                _write_back(acc, TA, st, ln, Wz, Q, kn, b1, k, o1,
-                            (n * Kout + k) * oplane, oplane, oh0 + p0 * osh, osh, Wo, ow0, osw)
+                call_compiled(fns[4], _write_back, (
+                    acc, st, ln, Wz, Q, kn, b1, k, o1, (n * Kout + k) * oplane, oplane,
+                    oh0 + p0 * osh, osh, Wo, ow0, osw))
                 kb += kn
 
 
 #: How kernels call :func:`_direct_tasks` (by address, see :mod:`._jit`).
 DIRECT_TASKS = CalledByAddress(
-    _direct_tasks, arrays=dict(x1=(1, False), w1=(1, False), b1=(1, False), o1=(1, True),
-                               eoff=(1, False, np.int64), use_h=(1, False, np.int64),
-                               use_w=(1, False, np.int64)),
+    _direct_tasks, arrays=dict(fns=_OFFSETS, x1=_ARRAY, w1=_ARRAY, b1=_ARRAY, o1=(1, True),
+                               eoff=_OFFSETS, use_h=_OFFSETS, use_w=_OFFSETS),
     flags=("in_place",))
+
+_ADDRESSES = {}
+
+
+def helper_addresses(dtype, Kg):
+    """The ``fns`` argument of :func:`_direct_tasks` for ``dtype`` and ``Kg`` channels per group.
+
+    ``[gather, 4-channel, 3-channel, 1-channel segment, write-back]``
+    addresses; a segment variant that ``Kg`` never uses (see
+    :func:`_block_channels`) is not compiled and its address is 0.
+    """
+    fns = _ADDRESSES.get((dtype, Kg))
+    if fns is None:
+        blocks = set()
+        left = Kg
+        while left > 0:
+            kn = _block_channels.py_func(left)
+            blocks.add(min(kn, 4) if kn > 2 else 1)
+            left -= kn
+        fns = np.array([GATHER.address(dtype),
+                        SEGMENT.address(dtype) if 4 in blocks else 0,
+                        SEGMENT3.address(dtype) if 3 in blocks else 0,
+                        SEGMENT1.address(dtype) if 1 in blocks else 0,
+                        WRITE_BACK.address(dtype)], dtype=np.int64)
+        _ADDRESSES[dtype, Kg] = fns
+    return fns
 
 
 @parallel_kernel
-def conv_direct(tasks, x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh, osw):
+def conv_direct(tasks, fns, x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh, osw):
     """Direct convolution: ``out[placed] = conv(x, weight) + bias``, pixels innermost.
 
     Parameters
     ----------
     tasks : int
         ``DIRECT_TASKS.address(x.dtype)``: the compiled :func:`_direct_tasks`.
+    fns : ndarray of int64
+        ``helper_addresses(x.dtype, Kout // G)``: the addresses of its loops.
     x : ndarray, shape (N, Cin, H, W), C-contiguous, float32 or float64
     weight : ndarray, shape (Kout, Cin // G, R, S), C-contiguous, x's dtype
         ``G = Cin // weight.shape[1]`` groups.
@@ -403,13 +475,13 @@ def conv_direct(tasks, x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow
     Kout, Cg, R, S = weight.shape
     Ho, Wo = out.shape[2], out.shape[3]
     G = Cin // Cg
+    Kg = Kout // G
+    E = Cg * R * S
     B = direct_rows(P, Q, Cg, R, S, sh, sw, dh, dw, N * G)
     # flat views, taken outside the prange body (views inside it cost noalias)
     x1 = x.reshape(x.size)
     w1 = weight.reshape(weight.size)
     o1 = out.reshape(out.size)
-    Kg = Kout // G
-    E = Cg * R * S
     Hz = B + ((R - 1) * dh) // sh
     Wz = Q + ((S - 1) * dw) // sw
     # in place: read x itself (unit stride, no padding, whole rows); only
@@ -450,7 +522,7 @@ def conv_direct(tasks, x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow
     # typed as literals; _direct_tasks is declared with int64 parameters
     for ch in prange(nchunks):
         call_compiled(tasks, _direct_tasks, (
-            np.int64(ch * ntasks // nchunks), np.int64((ch + 1) * ntasks // nchunks),
+            np.int64(ch * ntasks // nchunks), np.int64((ch + 1) * ntasks // nchunks), fns,
             x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, Cg, G, nb, B, P, Q,
             Hz, Wz, E, Kg, in_place, np.int64(band_size), np.int64(last_tap),
             oplane, Wo, sh, sw, pt, pl, oh0, ow0, osh, osw))
@@ -501,5 +573,7 @@ def run_direct(x, weight, bias, out, stride, padding, dilation, P, Q, place=(0, 
     """Run :func:`conv_direct` (arguments as there, pairs for stride, padding, dilation)."""
     macs = x.shape[0] * weight.size * P * Q
     kernel = conv_direct_serial if macs < SERIAL_MACS else conv_direct
-    kernel(DIRECT_TASKS.address(x.dtype), x, weight, bias, out, stride[0], stride[1],
+    groups = x.shape[1] // weight.shape[1]
+    kernel(DIRECT_TASKS.address(x.dtype), helper_addresses(x.dtype, weight.shape[0] // groups),
+           x, weight, bias, out, stride[0], stride[1],
            dilation[0], dilation[1], padding[0], padding[1], P, Q, *place)

@@ -4,8 +4,8 @@ import numpy as np
 from numba import prange
 
 from ._jit import CalledByAddress, call_compiled, noalias_helper, parallel_kernel
-from ._microkernels import weights_times_panel
-from ._panels import gather_band, pack_rows_from_band
+from ._microkernels import WEIGHTS_TIMES_PANEL, weights_times_panel
+from ._panels import GATHER_BAND, PACK_ROWS_FROM_BAND, gather_band, pack_rows_from_band
 from ._tiling import band_rows, band_task, padded, task_rows
 from .conv2d_direct import run_direct
 
@@ -21,12 +21,13 @@ DIRECT_MAX_CHANNELS = 16
 
 
 @noalias_helper
-def _packed_task(task, src, wmat, bias, out3, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
+def _packed_task(task, fns, src, wmat, bias, out3, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
                  P, Q, oh0, ow0, osh, osw, Wo):
     """Task ``task`` of :func:`conv_packed`: one (image, group, band of ``B`` output rows).
 
-    ``out3`` is ``out`` with its spatial axes flattened; other arguments as
-    for :func:`conv_packed`.  Allocates its own band and panel buffers.
+    ``fns`` holds the addresses of the packers and the micro-kernel
+    (:func:`helper_addresses`), ``out3`` is ``out`` with its spatial axes
+    flattened; other arguments as for :func:`conv_packed`.  Allocates its own band and panel buffers.
     Array arguments are ``noalias`` (as they were in the ``prange`` body
     this code came from): ``out3`` must not overlap the others.
     """
@@ -45,23 +46,37 @@ def _packed_task(task, src, wmat, bias, out3, G, R, S, sh, sw, dh, dw, pt, pl, B
         for i in range(CRS, L):
             panel[t, i] = zero
     dest = np.empty(Bp * Q, dtype=np.int64)
-    gather_band(src, n, g * Cg, Cg, p0 * sh - pt, -pl, band)
+    call_compiled(fns[0], gather_band, (src, n, g * Cg, Cg, p0 * sh - pt, -pl, band))
     for a0 in range(0, rows, Bp):
         prow = min(Bp, rows - a0)
         for a in range(prow):
             for q in range(Q):
                 dest[a * Q + q] = (oh0 + (p0 + a0 + a) * osh) * Wo + ow0 + q * osw
-        pack_rows_from_band(band, a0, prow, Q, R, S, Cg, sh, sw, dh, dw, panel)
-        weights_times_panel(wmat, g * Kg, Kg, panel, prow * Q, L, bias, out3, n, dest)
+        call_compiled(fns[1], pack_rows_from_band, (band, a0, prow, Q, R, S, Cg, sh, sw, dh, dw,
+                                                    panel))
+        call_compiled(fns[2], weights_times_panel, (wmat, g * Kg, Kg, panel, prow * Q, L, bias,
+                                                    out3, n, dest))
 
 
 #: How :func:`conv_packed` calls :func:`_packed_task` (by address, see :mod:`._jit`).
-PACKED_TASK = CalledByAddress(_packed_task, arrays=dict(src=(4, False), wmat=(2, False),
-                                                       bias=(1, False), out3=(3, True)))
+PACKED_TASK = CalledByAddress(_packed_task, arrays=dict(
+    fns=(1, False, np.int64), src=(4, False), wmat=(2, False), bias=(1, False), out3=(3, True)))
+
+_ADDRESSES = {}
+
+
+def helper_addresses(dtype):
+    """The ``fns`` argument of :func:`_packed_task`: its packers' and micro-kernel's addresses."""
+    fns = _ADDRESSES.get(dtype)
+    if fns is None:
+        fns = np.array([GATHER_BAND.address(dtype), PACK_ROWS_FROM_BAND.address(dtype),
+                        WEIGHTS_TIMES_PANEL.address(dtype)], dtype=np.int64)
+        _ADDRESSES[dtype] = fns
+    return fns
 
 
 @parallel_kernel
-def conv_packed(task_fn, src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
+def conv_packed(task_fn, fns, src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
                 P, Q, oh0, ow0, osh, osw):
     """Generic packed convolution: ``out[placed] = conv(src, w) + bias``.
 
@@ -69,6 +84,8 @@ def conv_packed(task_fn, src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, 
     ----------
     task_fn : int
         ``PACKED_TASK.address(src.dtype)``: the compiled :func:`_packed_task`.
+    fns : ndarray of int64
+        ``helper_addresses(src.dtype)``: the addresses of its helpers.
     src : ndarray, shape (N, Cin, Hs, Ws), C-contiguous
     wmat : ndarray, shape (Kout, L), C-contiguous, L >= R * S * (Cin // G)
         Column ``(r*S + s)*Cg + c`` multiplies tap ``(r, s)`` of channel ``c``
@@ -99,7 +116,7 @@ def conv_packed(task_fn, src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, 
     ntasks = N * G * ((P + B - 1) // B)
     for task in prange(ntasks):
         call_compiled(task_fn, _packed_task, (
-            np.int64(task), src, wmat, bias, out3, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
+            np.int64(task), fns, src, wmat, bias, out3, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
             P, Q, oh0, ow0, osh, osw, Wo))
 
 
@@ -124,7 +141,7 @@ def run_packed(src, weight, bias, out, stride, padding, dilation, groups, P, Q,
     Bp = band_rows(P, Q, Cg * R * S)
     B, Bp = task_rows(P, Bp, stride[0], (R - 1) * dilation[0] + 1,
                       (Q - 1) * stride[1] + (S - 1) * dilation[1] + 1, Cg, src.shape[0] * groups)
-    conv_packed(PACKED_TASK.address(src.dtype), src, wmat, bias, out, groups, R, S,
+    conv_packed(PACKED_TASK.address(src.dtype), helper_addresses(src.dtype), src, wmat, bias, out, groups, R, S,
                 stride[0], stride[1], dilation[0], dilation[1], padding[0], padding[1],
                 B, Bp, P, Q, *place)
 

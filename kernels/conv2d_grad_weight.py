@@ -32,15 +32,28 @@ on the calling thread.
 import numpy as np
 from numba import prange
 
-from ._grad_weight_microkernels import dy_times_taps
-from ._grad_weight_packing import pack_dy_rows, pack_x_direct, pack_x_panel
-from ._grad_weight_plan import DIRECT, DY_IN_PLACE, PANEL, X_IN_PLACE, _plan
-from ._jit import CalledByAddress, call_compiled, parallel_kernel, serial_helper
+from ._grad_weight_microkernels import DY_TIMES_TAPS, ROW_TIMES_TAPS, dy_times_taps
+from ._grad_weight_packing import (
+    PACK_DY_ROWS,
+    PACK_X_DIRECT,
+    PACK_X_PANEL,
+    pack_dy_rows,
+    pack_x_direct,
+    pack_x_panel,
+)
+from ._grad_weight_plan import DIRECT, PANEL, X_IN_PLACE, _plan
+from ._jit import (
+    CalledByAddress,
+    call_compiled,
+    parallel_kernel,
+    serial_helper,
+    serial_variant,
+)
 from ._tiling import VECTOR_PAD
 
 
 @serial_helper
-def grad_weight_chunk(ch, nchunks, x, dy, acc, mode, in_place, ksplit, G, cblock, xrow, off,
+def grad_weight_chunk(ch, nchunks, fns, x, dy, acc, mode, in_place, ksplit, G, cblock, xrow, off,
                       phases_h, phases_w, R, S, sh, sw, dh, dw, pt, pl,
                       Hs, Ws, emin, lead, span, B, n_rows):
     """Weight gradient of chunk ``ch``: its share of the (band, group) tasks or output channels.
@@ -65,6 +78,8 @@ def grad_weight_chunk(ch, nchunks, x, dy, acc, mode, in_place, ksplit, G, cblock
     Parameters
     ----------
     ch, nchunks : int
+    fns : ndarray of int64
+        Addresses of the packers and the micro-kernel (:func:`chunk_helpers`).
     x : ndarray, shape (N, C, H, W), C-contiguous
     dy : ndarray, shape (N, K, P, Q), C-contiguous
     acc : ndarray, shape (G, Kg, NTp)
@@ -153,7 +168,8 @@ def grad_weight_chunk(ch, nchunks, x, dy, acc, mode, in_place, ksplit, G, cblock
             G0 = band * B
             rows = min(B, n_rows - G0)
             T = (rows * Ws + VECTOR_PAD - 1) // VECTOR_PAD * VECTOR_PAD
-            pack_dy_rows(dy, g * Kg + k_lo, nk, G0, rows, Hs, Ws, T, dyb)
+            call_compiled(fns[0], pack_dy_rows, (dy, g * Kg + k_lo, nk, G0, rows, Hs, Ws, T,
+                                                 dyb))
         for c0 in range(0, Cg, cblock):
             cb = min(cblock, Cg - c0)
             i0 = c0 * R * S
@@ -165,22 +181,24 @@ def grad_weight_chunk(ch, nchunks, x, dy, acc, mode, in_place, ksplit, G, cblock
             else:
                 xs, xr0, xo0 = buf, 0, 0
                 if mode == DIRECT:
-                    pack_x_direct(x, g * Cg + c0, cb, cblock, phases_h, phases_w, sh, sw,
-                                  Hs, Ws, (G0 + emin) * Ws - lead, T + span, buf)
+                    call_compiled(fns[1], pack_x_direct, (
+                        x, g * Cg + c0, cb, cblock, phases_h, phases_w, sh, sw,
+                        Hs, Ws, (G0 + emin) * Ws - lead, T + span, buf))
                 else:
-                    pack_x_panel(x, g * Cg + c0, cb, R, S, sh, sw, dh, dw, pt, pl,
-                                 P, Q, G0, rows, T, buf)
+                    call_compiled(fns[2], pack_x_panel, (
+                        x, g * Cg + c0, cb, R, S, sh, sw, dh, dw, pt, pl, P, Q, G0, rows, T, buf))
             if in_place:
                 dys, kr0, t0 = dy2, n * K + g * Kg + k_lo, p0 * Q
             else:
                 dys, kr0, t0 = dyb, 0, 0
-            dy_times_taps(dys, kr0, t0, xs, xr0, xo0, xrow, off, T, nk, i0, i1,
-                          (c0 + cb) * R * S, acc_g)
+            call_compiled(fns[3], dy_times_taps, (dys, kr0, t0, xs, xr0, xo0, xrow, off, T, nk,
+                                                  i0, i1, (c0 + cb) * R * S, acc_g, fns[4]))
 
 
 #: How kernels call :func:`grad_weight_chunk` (by address, see :mod:`._jit`).
 CHUNK = CalledByAddress(
-    grad_weight_chunk, arrays=dict(x=(4, False), dy=(4, False), acc=(3, True),
+    grad_weight_chunk, arrays=dict(fns=(1, False, np.int64), x=(4, False), dy=(4, False),
+                                   acc=(3, True),
                                    xrow=(1, False, np.int64), off=(1, False, np.int64),
                                    phases_h=(1, False, np.int64), phases_w=(1, False, np.int64)),
     flags=("ksplit",))
@@ -208,68 +226,71 @@ def sum_row(partial, gw, kk):
 
 
 @parallel_kernel
-def grad_weight_bands(chunk, x, dy, partial, nchunks, mode, in_place, ksplit, G, cblock, xrow,
-                      off, phases_h, phases_w, R, S, sh, sw, dh, dw, pt, pl,
-                      Hs, Ws, emin, lead, span, B, n_rows):
-    """Fill ``partial`` with :func:`grad_weight_chunk`, chunks in parallel.
+def grad_weight_bands(chunk, fns, x, dy, partial, nchunks, grad_w, row_check, mode, in_place,
+                      ksplit, G, cblock, xrow, off, phases_h, phases_w, R, S, sh, sw, dh, dw,
+                      pt, pl, Hs, Ws, emin, lead, span, B, n_rows):
+    """Fill ``partial`` with :func:`grad_weight_chunk`, chunks in parallel, then sum it.
 
     Iteration ``ch`` owns ``partial[ch]``; with ``ksplit`` (a single
-    partial), rows ``k_lo:k_hi`` of every group of ``partial[0]``.
+    partial), rows ``k_lo:k_hi`` of every group of ``partial[0]``.  The
+    partials are then added on the calling thread, in chunk order
+    (:func:`sum_row`): that is at most a few percent of the work, and a
+    second parallel kernel for it took 0.7 s more to compile.
 
     Parameters
     ----------
     chunk : int
         ``CHUNK.address(x.dtype)``: the compiled :func:`grad_weight_chunk`.
+    fns : ndarray of int64
+        Its helpers' addresses (:func:`chunk_helpers`).
     partial : ndarray, shape (nchunks, G, Kg, NTp), or (1, G, Kg, NTp) with ``ksplit``
     nchunks : int
+    grad_w : ndarray, shape (K, Cg, R, S), C-contiguous; overwritten.
+    row_check : ndarray, shape (K,); overwritten
+        NaN where row ``k`` of ``grad_w`` is not finite.
     others
         As for :func:`grad_weight_chunk`.
     """
     for ch in prange(nchunks):
         # prange indices are uint64; the helper's chunk index is an int64
         call_compiled(chunk, grad_weight_chunk, (
-            np.int64(ch), nchunks, x, dy, partial[0] if ksplit else partial[ch],
-            mode, in_place, ksplit, G, cblock, xrow, off, phases_h, phases_w,
-            R, S, sh, sw, dh, dw, pt, pl, Hs, Ws, emin, lead, span, B, n_rows))
-
-
-@parallel_kernel
-def sum_partials(partial, grad_w, row_check):
-    """``grad_w[g*Kg + k, i] = sum_ch partial[ch, g, k, i]``, added in chunk order.
-
-    Parameters
-    ----------
-    partial : ndarray, shape (nchunks, G, Kg, NTp)
-    grad_w : ndarray, shape (K, Cg, R, S), C-contiguous; overwritten.
-        Iteration ``k`` owns ``grad_w[k]`` and ``row_check[k]``.
-    row_check : ndarray, shape (K,); overwritten
-        NaN where row ``k`` of ``grad_w`` is not finite.
-    """
-    K = grad_w.shape[0]
-    gw = grad_w.reshape((K, grad_w.size // K))
-    for kk in prange(K):
-        row_check[kk] = sum_row(partial, gw, np.int64(kk))
-
-
-@serial_helper
-def grad_weight_serial(chunk, x, dy, partial, nchunks, grad_w, row_check,
-                       mode, in_place, ksplit, G, cblock, xrow, off,
-                       phases_h, phases_w, R, S, sh, sw, dh, dw, pt, pl,
-                       Hs, Ws, emin, lead, span, B, n_rows):
-    """:func:`grad_weight_bands` then :func:`sum_partials`, on the calling thread.
-
-    For small problems, where waking the thread pool costs more than the work.
-    Same chunks, same order, so the same bits as the parallel version.
-    """
-    for ch in range(nchunks):
-        call_compiled(chunk, grad_weight_chunk, (
-            ch, nchunks, x, dy, partial[0] if ksplit else partial[ch],
+            np.int64(ch), nchunks, fns, x, dy, partial[0] if ksplit else partial[ch],
             mode, in_place, ksplit, G, cblock, xrow, off, phases_h, phases_w,
             R, S, sh, sw, dh, dw, pt, pl, Hs, Ws, emin, lead, span, B, n_rows))
     K = grad_w.shape[0]
     gw = grad_w.reshape((K, grad_w.size // K))
     for kk in range(K):
         row_check[kk] = sum_row(partial, gw, np.int64(kk))
+
+
+#: :func:`grad_weight_bands` on the calling thread, for small problems, where
+#: waking the thread pool costs more than the work.  Same chunks, same order,
+#: so the same bits as the parallel build.
+grad_weight_serial = serial_variant(grad_weight_bands, "grad_weight_serial")
+
+
+_ADDRESSES = {}
+
+
+def chunk_helpers(dtype, mode, in_place, Kg):
+    """The ``fns`` argument of :func:`grad_weight_chunk`.
+
+    ``[pack_dy_rows, pack_x_direct, pack_x_panel, dy_times_taps,
+    row_times_taps]`` addresses for ``dtype``; a helper that this layout
+    (``mode``, ``in_place``) or ``Kg`` output channels per group never
+    call is not compiled, and its address is 0.
+    """
+    key = (dtype, mode, in_place, Kg % 4 != 0)
+    fns = _ADDRESSES.get(key)
+    if fns is None:
+        fns = np.array([
+            PACK_DY_ROWS.address(dtype) if not in_place else 0,
+            PACK_X_DIRECT.address(dtype) if mode == DIRECT and in_place != X_IN_PLACE else 0,
+            PACK_X_PANEL.address(dtype) if mode == PANEL else 0,
+            DY_TIMES_TAPS.address(dtype),
+            ROW_TIMES_TAPS.address(dtype) if Kg % 4 else 0], dtype=np.int64)
+        _ADDRESSES[key] = fns
+    return fns
 
 
 def _run(mode, x, dy, grad_weight, stride, padding, dilation, groups):
@@ -282,11 +303,9 @@ def _run(mode, x, dy, grad_weight, stride, padding, dilation, groups):
     partial = np.empty((1 if ksplit else nchunks, groups, K // groups, NTp), x.dtype)
     row_check = np.empty(K, x.dtype)
     chunk = CHUNK.address(x.dtype)
-    if serial:
-        grad_weight_serial(chunk, x, dy, partial, nchunks, grad_weight, row_check, *args)
-    else:
-        grad_weight_bands(chunk, x, dy, partial, nchunks, *args)
-        sum_partials(partial, grad_weight, row_check)
+    fns = chunk_helpers(x.dtype, mode, args[1], K // groups)
+    kernel = grad_weight_serial if serial else grad_weight_bands
+    kernel(chunk, fns, x, dy, partial, nchunks, grad_weight, row_check, *args)
     return row_check
 
 

@@ -14,7 +14,6 @@ def _scaled_sum(out, a, k, scale):
     for i in range(a.size):
         s += a[i] * scale
     out[k] = s
-    return k + 1
 
 
 _HELPER = _jit.CalledByAddress(_scaled_sum, arrays=dict(out=(1, True), a=(1, False)),
@@ -23,10 +22,8 @@ _HELPER = _jit.CalledByAddress(_scaled_sum, arrays=dict(out=(1, True), a=(1, Fal
 
 @numba.njit
 def _caller(addr, out, a, scale):
-    total = 0
     for k in range(out.size):
-        total += _jit.call_compiled(addr, _scaled_sum, (out, a, k, scale))
-    return total
+        _jit.call_compiled(addr, _scaled_sum, (out, a, k, scale))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -35,7 +32,7 @@ def test_call_compiled_runs_the_helper(dtype):
     a.flags.writeable = False  # read-only array for a read-only parameter
     out = np.zeros(3, dtype)
     scale = dtype(2)
-    assert _caller(_HELPER.address(np.dtype(dtype)), out, a, scale) == 1 + 2 + 3
+    _caller(_HELPER.address(np.dtype(dtype)), out, a, scale)
     np.testing.assert_array_equal(out, np.full(3, 20, dtype))
 
 
@@ -52,8 +49,34 @@ def test_caller_does_not_link_the_helper():
     """The caller's code holds no copy of the helper's (that is the point: compile time)."""
     out, a = np.zeros(2), np.ones(3)
     _caller(_HELPER.address(np.dtype(np.float64)), out, a, np.float64(1))
-    helper = _scaled_sum.overloads[_HELPER.signature(np.dtype(np.float64))]
+    helper = _scaled_sum.overloads[_HELPER.signature(np.dtype(np.float64)).args]
     caller = _caller.overloads[(numba.types.int64,) + tuple(map(numba.typeof, (out, a, 1.0)))]
     name = helper.fndesc.llvm_func_name
     assert f"@{name}(" in helper.library.get_llvm_str()
     assert name not in caller.library.get_llvm_str()
+
+
+@numba.njit
+def _never_called(out, k):
+    out[k] = 1
+
+
+_LAZY = _jit.CalledByAddress(_never_called, arrays=dict(out=(1, True)))
+
+
+@numba.njit
+def _maybe_caller(addr, out, call):
+    if call:
+        _jit.call_compiled(addr, _never_called, (out, 0))
+    out[1] = 2
+
+
+def test_caller_compiles_without_compiling_the_helper():
+    """Typing needs only the declaration: a helper compiles when its address is asked for."""
+    out = np.zeros(2)
+    _maybe_caller(0, out, False)  # address 0: the call is never made
+    assert out[1] == 2 and out[0] == 0
+    assert len(_never_called.overloads) == 0
+    _maybe_caller(_LAZY.address(np.dtype(np.float64)), out, True)
+    assert out[0] == 1
+    assert len(_never_called.overloads) == 1
