@@ -442,27 +442,81 @@ def helper_addresses(dtype, Kg):
     return fns
 
 
+#: Slots of a plan (:func:`direct_plan`) before its variable-length parts.
+_PLAN_HEAD = 27
+
+
+def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place):
+    """All of :func:`conv_direct`'s arguments besides the arrays, as one read-only int64 array.
+
+    Slots: the address of :func:`_direct_tasks` (0) and its ``fns`` (1-5,
+    :func:`helper_addresses`); ``sh, sw, dh, dw, pt, pl`` (6-11: stride,
+    dilation, top/left padding, negative crops); ``P, Q, oh0, ow0, osh,
+    osw`` (12-17: output size, and pixel ``(p, q)`` written at ``[oh0 +
+    p*osh, ow0 + q*osw]``); ``B, Hz, Wz, in_place, band_size, last_tap, nb,
+    ntasks, nchunks`` (18-26: output rows per task, the band's phase-plane
+    height and width, whether the input is read in place with no band, the
+    band's size, the largest tap offset, bands per image, tasks, runs of
+    tasks, :data:`TASK_CHUNKS`); then ``use_h`` (``sh`` flags) and ``use_w``
+    (``sw`` flags), 1 for the stride phases that hold taps, and ``eoff``,
+    the offset of tap ``(c, r, s)`` in the band (or, in place, in the input).
+
+    Computed in Python once per shape (:func:`run_direct` keeps them): in
+    the kernel, Numba's parfor passes took about 0.6 s to compile these
+    loops, and a kernel call with 5 arguments instead of 20 costs about
+    1 us less.
+    """
+    N, Cin, H, W = x_shape
+    Kout, Cg, R, S = w_shape
+    sh, sw = stride
+    pt, pl = padding
+    dh, dw = dilation
+    G = Cin // Cg
+    Kg = Kout // G
+    B = direct_rows.py_func(P, Q, Cg, R, S, sh, sw, dh, dw, N * G)
+    Hz = B + ((R - 1) * dh) // sh
+    Wz = Q + ((S - 1) * dw) // sw
+    # in place: read x itself (unit stride, no padding, whole rows); only
+    # with blocks of 4 channels (the other variants read the band)
+    in_place = (sh == 1 and sw == 1 and pt == 0 and pl == 0 and Wz == W
+                and P + (R - 1) * dh <= H and Kg % 4 == 0)
+    c, r, s = np.meshgrid(np.arange(Cg), np.arange(R) * dh, np.arange(S) * dw, indexing="ij")
+    if in_place:
+        eoff = (c * H + r) * W + s
+    else:
+        phase = (c * sh + r % sh) * sw + s % sw
+        eoff = (phase * Hz + r // sh) * Wz + s // sw
+    use_h = np.zeros(sh, np.int64)
+    use_h[(np.arange(R) * dh) % sh] = 1
+    use_w = np.zeros(sw, np.int64)
+    use_w[(np.arange(S) * dw) % sw] = 1
+    band_size = 0 if in_place else Cg * sh * sw * Hz * Wz + VW
+    nb = -(-P // B)
+    ntasks = N * G * nb
+    head = [DIRECT_TASKS.address(dtype), *helper_addresses(dtype, Kg),
+            sh, sw, dh, dw, pt, pl, P, Q, *place,
+            B, Hz, Wz, int(in_place), band_size, int(eoff.max()), nb, ntasks,
+            min(ntasks, TASK_CHUNKS)]
+    plan = np.concatenate([np.array(head, np.int64), use_h, use_w, eoff.ravel()]).astype(np.int64)
+    plan.flags.writeable = False
+    return plan
+
+
 @parallel_kernel
-def conv_direct(tasks, fns, x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh0, ow0, osh, osw):
+def conv_direct(plan, x, weight, b1, out):
     """Direct convolution: ``out[placed] = conv(x, weight) + bias``, pixels innermost.
 
     Parameters
     ----------
-    tasks : int
-        ``DIRECT_TASKS.address(x.dtype)``: the compiled :func:`_direct_tasks`.
-    fns : ndarray of int64
-        ``helper_addresses(x.dtype, Kout // G)``: the addresses of its loops.
+    plan : ndarray of int64
+        :func:`direct_plan` for these shapes, dtype and arguments.
     x : ndarray, shape (N, Cin, H, W), C-contiguous, float32 or float64
     weight : ndarray, shape (Kout, Cin // G, R, S), C-contiguous, x's dtype
         ``G = Cin // weight.shape[1]`` groups.
     b1 : ndarray, shape (Kout,), x's dtype
     out : ndarray, shape (N, Kout, Ho, Wo), C-contiguous, x's dtype
-        Output pixel ``(p, q)`` is written at ``[oh0 + p*osh, ow0 + q*osw]``;
-        nothing else is touched.
-    sh, sw, dh, dw, pt, pl : int
-        Stride, dilation, top/left padding (negative crops).
-    P, Q, oh0, ow0, osh, osw : int
-        Output size and placement.
+        Output pixel ``(p, q)`` is written at ``[oh0 + p*osh, ow0 + q*osw]``
+        (placement from the plan); nothing else is touched.
 
     ``out`` must not overlap ``x``, ``weight`` or ``b1``.
 
@@ -471,60 +525,33 @@ def conv_direct(tasks, fns, x, weight, b1, out, sh, sw, dh, dw, pt, pl, P, Q, oh
     :data:`TASK_CHUNKS` consecutive runs; each prange iteration runs one
     with :func:`_direct_tasks`, in its own band and accumulator buffers.
     """
-    N, Cin, H, W = x.shape
+    Cin, H, W = x.shape[1], x.shape[2], x.shape[3]
     Kout, Cg, R, S = weight.shape
-    Ho, Wo = out.shape[2], out.shape[3]
+    Wo = out.shape[3]
     G = Cin // Cg
     Kg = Kout // G
     E = Cg * R * S
-    B = direct_rows(P, Q, Cg, R, S, sh, sw, dh, dw, N * G)
-    # flat views, taken outside the prange body (views inside it cost noalias)
+    tasks = plan[0]
+    sh, sw, dh, dw, pt, pl = plan[6], plan[7], plan[8], plan[9], plan[10], plan[11]
+    P, Q, oh0, ow0, osh, osw = plan[12], plan[13], plan[14], plan[15], plan[16], plan[17]
+    B, Hz, Wz, in_place, band_size = plan[18], plan[19], plan[20], plan[21] != 0, plan[22]
+    last_tap, nb, ntasks, nchunks = plan[23], plan[24], plan[25], plan[26]
+    # views, taken outside the prange body (views inside it cost noalias)
+    fns = plan[1:6]
+    use_h = plan[_PLAN_HEAD:_PLAN_HEAD + sh]
+    use_w = plan[_PLAN_HEAD + sh:_PLAN_HEAD + sh + sw]
+    eoff = plan[_PLAN_HEAD + sh + sw:]
     x1 = x.reshape(x.size)
     w1 = weight.reshape(weight.size)
     o1 = out.reshape(out.size)
-    Hz = B + ((R - 1) * dh) // sh
-    Wz = Q + ((S - 1) * dw) // sw
-    # in place: read x itself (unit stride, no padding, whole rows); only
-    # with blocks of 4 channels (the other variants read the band)
-    in_place = ((sh == 1) & (sw == 1) & (pt == 0) & (pl == 0) & (Wz == W)
-                & (P + (R - 1) * dh <= H) & (Kg % 4 == 0))
-    eoff = np.empty(E, dtype=np.int64)
-    for c in range(Cg):
-        for r in range(R):
-            for s in range(S):
-                if in_place:
-                    eoff[(c * R + r) * S + s] = (c * H + r * dh) * W + s * dw
-                else:
-                    phase = (c * sh + (r * dh) % sh) * sw + (s * dw) % sw
-                    eoff[(c * R + r) * S + s] = ((phase * Hz + (r * dh) // sh) * Wz
-                                                 + (s * dw) // sw)
-    # int64 flags filled by loops: np.zeros or a slice assignment here would
-    # each be a parallel region of their own
-    use_h = np.empty(sh, dtype=np.int64)
-    use_w = np.empty(sw, dtype=np.int64)
-    for i in range(sh):
-        use_h[i] = 0
-    for i in range(sw):
-        use_w[i] = 0
-    for r in range(R):
-        use_h[(r * dh) % sh] = 1
-    for s in range(S):
-        use_w[(s * dw) % sw] = 1
-    band_size = 0 if in_place else Cg * sh * sw * Hz * Wz + VW
-    last_tap = 0
-    for e in range(E):
-        last_tap = max(last_tap, eoff[e])
-    oplane = Ho * Wo
-    nb = (P + B - 1) // B
-    ntasks = N * G * nb
-    nchunks = min(ntasks, TASK_CHUNKS)
-    # np.int64(...): prange indices are uint64 and band_size/last_tap may be
-    # typed as literals; _direct_tasks is declared with int64 parameters
+    oplane = out.shape[2] * Wo
+    # np.int64(...): prange indices are uint64; _direct_tasks is declared
+    # with int64 parameters
     for ch in prange(nchunks):
         call_compiled(tasks, _direct_tasks, (
             np.int64(ch * ntasks // nchunks), np.int64((ch + 1) * ntasks // nchunks), fns,
             x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, Cg, G, nb, B, P, Q,
-            Hz, Wz, E, Kg, in_place, np.int64(band_size), np.int64(last_tap),
+            Hz, Wz, E, Kg, in_place, band_size, last_tap,
             oplane, Wo, sh, sw, pt, pl, oh0, ow0, osh, osw))
 
 
@@ -569,11 +596,23 @@ conv_direct_serial = serial_variant(conv_direct, "conv_direct_serial")
 SERIAL_MACS = 1 << 16
 
 
+#: Plans (kernel and :func:`direct_plan`) by dtype, shapes and arguments,
+#: up to :data:`MAX_PLANS` of them.
+_PLANS = {}
+MAX_PLANS = 1024
+
+
 def run_direct(x, weight, bias, out, stride, padding, dilation, P, Q, place=(0, 0, 1, 1)):
-    """Run :func:`conv_direct` (arguments as there, pairs for stride, padding, dilation)."""
-    macs = x.shape[0] * weight.size * P * Q
-    kernel = conv_direct_serial if macs < SERIAL_MACS else conv_direct
-    groups = x.shape[1] // weight.shape[1]
-    kernel(DIRECT_TASKS.address(x.dtype), helper_addresses(x.dtype, weight.shape[0] // groups),
-           x, weight, bias, out, stride[0], stride[1],
-           dilation[0], dilation[1], padding[0], padding[1], P, Q, *place)
+    """Run :func:`conv_direct` on these arrays (the other arguments as for :func:`direct_plan`)."""
+    key = (x.dtype, x.shape, weight.shape, *stride, *padding, *dilation, P, Q, *place)
+    entry = _PLANS.get(key)
+    if entry is None:
+        if len(_PLANS) >= MAX_PLANS:
+            _PLANS.clear()
+        macs = x.shape[0] * weight.size * P * Q
+        kernel = conv_direct_serial if macs < SERIAL_MACS else conv_direct
+        entry = _PLANS[key] = (kernel, direct_plan(x.dtype, x.shape, weight.shape, tuple(stride),
+                                                   tuple(padding), tuple(dilation), P, Q,
+                                                   tuple(place)))
+    kernel, plan = entry
+    kernel(plan, x, weight, bias, out)
