@@ -532,7 +532,7 @@ def conv_direct(plan, x, weight, b1, out):
     Kg = Kout // G
     E = Cg * R * S
     tasks = plan[0]
-    sh, sw, dh, dw, pt, pl = plan[6], plan[7], plan[8], plan[9], plan[10], plan[11]
+    sh, sw, pt, pl = plan[6], plan[7], plan[10], plan[11]  # dilation is in eoff
     P, Q, oh0, ow0, osh, osw = plan[12], plan[13], plan[14], plan[15], plan[16], plan[17]
     B, Hz, Wz, in_place, band_size = plan[18], plan[19], plan[20], plan[21] != 0, plan[22]
     last_tap, nb, ntasks, nchunks = plan[23], plan[24], plan[25], plan[26]
