@@ -250,6 +250,25 @@ class CalledByAddress:
         return addr
 
 
+_TABLES = {}
+
+
+def address_table(dtype, helpers):
+    """The addresses of ``helpers`` for ``dtype``, as a read-only int64 array (kept per call).
+
+    ``helpers`` is a tuple of :class:`CalledByAddress` or None; None gives
+    address 0, for a helper the kernel's call will not reach (and that
+    therefore need not be compiled).
+    """
+    key = (dtype, helpers)
+    table = _TABLES.get(key)
+    if table is None:
+        table = np.array([0 if h is None else h.address(dtype) for h in helpers], np.int64)
+        table.flags.writeable = False
+        _TABLES[key] = table
+    return table
+
+
 def compile_declared(dtype):
     """Compile (or load) every helper declared with :class:`CalledByAddress` for ``dtype``.
 

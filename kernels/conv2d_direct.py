@@ -48,8 +48,15 @@ inlined).
 import numpy as np
 from numba import prange
 
-from ._jit import (CalledByAddress, call_compiled, inline_helper, noalias_helper,
-                   parallel_kernel, serial_variant)
+from ._jit import (
+    CalledByAddress,
+    address_table,
+    call_compiled,
+    inline_helper,
+    noalias_helper,
+    parallel_kernel,
+    serial_variant,
+)
 from ._tiling import MIN_TASKS, band_task
 
 #: Bytes of one accumulator row of a micro-kernel segment (512 float32 or
@@ -417,9 +424,6 @@ DIRECT_TASKS = CalledByAddress(
                                eoff=_OFFSETS, use_h=_OFFSETS, use_w=_OFFSETS),
     flags=("in_place",))
 
-_ADDRESSES = {}
-
-
 def helper_addresses(dtype, Kg):
     """The ``fns`` argument of :func:`_direct_tasks` for ``dtype`` and ``Kg`` channels per group.
 
@@ -427,21 +431,15 @@ def helper_addresses(dtype, Kg):
     addresses; a segment variant that ``Kg`` never uses (see
     :func:`_block_channels`) is not compiled and its address is 0.
     """
-    fns = _ADDRESSES.get((dtype, Kg))
-    if fns is None:
-        blocks = set()
-        left = Kg
-        while left > 0:
-            kn = _block_channels.py_func(left)
-            blocks.add(min(kn, 4) if kn > 2 else 1)
-            left -= kn
-        fns = np.array([GATHER.address(dtype),
-                        SEGMENT.address(dtype) if 4 in blocks else 0,
-                        SEGMENT3.address(dtype) if 3 in blocks else 0,
-                        SEGMENT1.address(dtype) if 1 in blocks else 0,
-                        WRITE_BACK.address(dtype)], dtype=np.int64)
-        _ADDRESSES[dtype, Kg] = fns
-    return fns
+    blocks = set()
+    left = Kg
+    while left > 0:
+        kn = _block_channels.py_func(left)
+        blocks.add(kn if kn > 2 else 1)
+        left -= kn
+    return address_table(dtype, (GATHER, SEGMENT if 4 in blocks else None,
+                                 SEGMENT3 if 3 in blocks else None,
+                                 SEGMENT1 if 1 in blocks else None, WRITE_BACK))
 
 
 #: Slots of a plan (:func:`direct_plan`) before its variable-length parts.

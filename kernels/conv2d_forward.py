@@ -3,7 +3,13 @@
 import numpy as np
 from numba import prange
 
-from ._jit import CalledByAddress, call_compiled, noalias_helper, parallel_kernel
+from ._jit import (
+    CalledByAddress,
+    address_table,
+    call_compiled,
+    noalias_helper,
+    parallel_kernel,
+)
 from ._microkernels import WEIGHTS_TIMES_PANEL, weights_times_panel
 from ._panels import GATHER_BAND, PACK_ROWS_FROM_BAND, gather_band, pack_rows_from_band
 from ._tiling import band_rows, band_task, padded, task_rows
@@ -26,8 +32,9 @@ def _packed_task(task, fns, src, wmat, bias, out3, G, R, S, sh, sw, dh, dw, pt, 
     """Task ``task`` of :func:`conv_packed`: one (image, group, band of ``B`` output rows).
 
     ``fns`` holds the addresses of the packers and the micro-kernel
-    (:func:`helper_addresses`), ``out3`` is ``out`` with its spatial axes
-    flattened; other arguments as for :func:`conv_packed`.  Allocates its own band and panel buffers.
+    (:data:`_HELPERS`), ``out3`` is ``out`` with its spatial axes
+    flattened; other arguments as for :func:`conv_packed`.  Allocates its
+    own band and panel buffers.
     Array arguments are ``noalias`` (as they were in the ``prange`` body
     this code came from): ``out3`` must not overlap the others.
     """
@@ -62,17 +69,8 @@ def _packed_task(task, fns, src, wmat, bias, out3, G, R, S, sh, sw, dh, dw, pt, 
 PACKED_TASK = CalledByAddress(_packed_task, arrays=dict(
     fns=(1, False, np.int64), src=(4, False), wmat=(2, False), bias=(1, False), out3=(3, True)))
 
-_ADDRESSES = {}
-
-
-def helper_addresses(dtype):
-    """The ``fns`` argument of :func:`_packed_task`: its packers' and micro-kernel's addresses."""
-    fns = _ADDRESSES.get(dtype)
-    if fns is None:
-        fns = np.array([GATHER_BAND.address(dtype), PACK_ROWS_FROM_BAND.address(dtype),
-                        WEIGHTS_TIMES_PANEL.address(dtype)], dtype=np.int64)
-        _ADDRESSES[dtype] = fns
-    return fns
+#: What :func:`_packed_task` calls by address (its ``fns``, from :func:`._jit.address_table`).
+_HELPERS = (GATHER_BAND, PACK_ROWS_FROM_BAND, WEIGHTS_TIMES_PANEL)
 
 
 @parallel_kernel
@@ -85,7 +83,7 @@ def conv_packed(task_fn, fns, src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt,
     task_fn : int
         ``PACKED_TASK.address(src.dtype)``: the compiled :func:`_packed_task`.
     fns : ndarray of int64
-        ``helper_addresses(src.dtype)``: the addresses of its helpers.
+        ``address_table(src.dtype, _HELPERS)``: the addresses of its helpers.
     src : ndarray, shape (N, Cin, Hs, Ws), C-contiguous
     wmat : ndarray, shape (Kout, L), C-contiguous, L >= R * S * (Cin // G)
         Column ``(r*S + s)*Cg + c`` multiplies tap ``(r, s)`` of channel ``c``
@@ -141,9 +139,9 @@ def run_packed(src, weight, bias, out, stride, padding, dilation, groups, P, Q,
     Bp = band_rows(P, Q, Cg * R * S)
     B, Bp = task_rows(P, Bp, stride[0], (R - 1) * dilation[0] + 1,
                       (Q - 1) * stride[1] + (S - 1) * dilation[1] + 1, Cg, src.shape[0] * groups)
-    conv_packed(PACKED_TASK.address(src.dtype), helper_addresses(src.dtype), src, wmat, bias, out, groups, R, S,
-                stride[0], stride[1], dilation[0], dilation[1], padding[0], padding[1],
-                B, Bp, P, Q, *place)
+    conv_packed(PACKED_TASK.address(src.dtype), address_table(src.dtype, _HELPERS), src, wmat,
+                bias, out, groups, R, S, stride[0], stride[1], dilation[0], dilation[1],
+                padding[0], padding[1], B, Bp, P, Q, *place)
 
 
 def choose_engine(reduction, out_channels):

@@ -44,6 +44,7 @@ from ._grad_weight_packing import (
 from ._grad_weight_plan import DIRECT, PANEL, X_IN_PLACE, _plan
 from ._jit import (
     CalledByAddress,
+    address_table,
     call_compiled,
     parallel_kernel,
     serial_helper,
@@ -269,9 +270,6 @@ def grad_weight_bands(chunk, fns, x, dy, partial, nchunks, grad_w, row_check, mo
 grad_weight_serial = serial_variant(grad_weight_bands, "grad_weight_serial")
 
 
-_ADDRESSES = {}
-
-
 def chunk_helpers(dtype, mode, in_place, Kg):
     """The ``fns`` argument of :func:`grad_weight_chunk`.
 
@@ -280,22 +278,17 @@ def chunk_helpers(dtype, mode, in_place, Kg):
     (``mode``, ``in_place``) or ``Kg`` output channels per group never
     call is not compiled, and its address is 0.
     """
-    key = (dtype, mode, in_place, Kg % 4 != 0)
-    fns = _ADDRESSES.get(key)
-    if fns is None:
-        fns = np.array([
-            PACK_DY_ROWS.address(dtype) if not in_place else 0,
-            PACK_X_DIRECT.address(dtype) if mode == DIRECT and in_place != X_IN_PLACE else 0,
-            PACK_X_PANEL.address(dtype) if mode == PANEL else 0,
-            DY_TIMES_TAPS.address(dtype),
-            ROW_TIMES_TAPS.address(dtype) if Kg % 4 else 0], dtype=np.int64)
-        _ADDRESSES[key] = fns
-    return fns
+    return address_table(dtype, (
+        None if in_place else PACK_DY_ROWS,
+        PACK_X_DIRECT if mode == DIRECT and in_place != X_IN_PLACE else None,
+        PACK_X_PANEL if mode == PANEL else None,
+        DY_TIMES_TAPS,
+        ROW_TIMES_TAPS if Kg % 4 else None))
 
 
 def _run(mode, x, dy, grad_weight, stride, padding, dilation, groups):
     """Run one layout; return ``row_check`` (NaN where a row of the result is not finite)."""
-    K, Cg, R, S = grad_weight.shape
+    K = grad_weight.shape[0]
     nchunks, NTp, args, serial = _plan(mode, x.shape, dy.shape, grad_weight.shape,
                                        x.dtype.itemsize, tuple(stride), tuple(padding),
                                        tuple(dilation), groups)
