@@ -208,15 +208,20 @@ class CalledByAddress:
         Boolean parameters.
     scalars : tuple of str
         Parameters that are scalars of the kernel's dtype.
+    interface : bool
+        ``function`` only names a signature that several helpers share (see
+        :mod:`._tasks`): calls are typed against it, but it has no
+        address and :func:`compile_declared` skips it.
 
     Every other parameter is an int64.
     """
 
-    def __init__(self, function, arrays, flags=(), scalars=()):
+    def __init__(self, function, arrays, flags=(), scalars=(), interface=False):
         self.function = function
         self._arrays = arrays
         self._flags = flags
         self._scalars = scalars
+        self.interface = interface
         self._params = list(inspect.signature(function.py_func).parameters)
         self._addresses = {}
         _DECLARED[function] = self
@@ -277,4 +282,5 @@ def compile_declared(dtype):
     the helpers its sample calls did not.
     """
     for helper in list(_DECLARED.values()):
-        helper.address(np.dtype(dtype))
+        if not helper.interface:
+            helper.address(np.dtype(dtype))

@@ -25,28 +25,27 @@ engine vectorises over output pixels instead, with no packing:
 * Segments are rounded up to the vector width, so the vector loop has no
   scalar remainder; the extra pixels read a zeroed tail of the band.
 
-The kernel takes the 4-D arrays and one plan array (:func:`direct_plan`:
+The engine runs on :func:`._tasks.run_tasks`, the parallel kernel all
+engines share, with the 4-D arrays and one plan array (:func:`direct_plan`:
 task sizes, tap offsets, helper addresses), computed once per shape and
 kept: for a 3x3 input the Python-side cost of a call is part of the latency
 users see (the worked example: 12.4 -> 7.2 us when the weight padding, task
-sizing and flattening moved out of Python; a cached plan and 5 kernel
-arguments instead of 20 keep it at about 5.5 us).
+sizing and flattening moved out of Python; a cached plan and 6 kernel
+arguments instead of 20 keep it at about 5.6 us).
 
-The ``prange`` body is one call of :func:`_direct_tasks`, a serial function
-compiled with its array arguments ``noalias`` (:func:`._jit.noalias_helper`),
-and it calls the engine's loops (:func:`_gather`, the micro-kernels,
-:func:`_write_back`), each a ``noalias_helper`` too: indexed with unsigned
-offsets, LLVM vectorises their pixel loops without runtime alias checks
-(without ``noalias`` the engine ran 10-35% slower).  All of these calls are
-by address (:func:`._jit.call_compiled`): each function is compiled once, on
-its own, instead of being linked into (and recompiled with) its caller, and
-a micro-kernel variant compiles only when a call needs it.  The first
-forward call compiles in about 3 s (9.7 s with everything linked and
-inlined).
+Each ``prange`` iteration calls :func:`_direct_tasks` for one run of tasks,
+a serial function compiled with its array arguments ``noalias``
+(:func:`._jit.noalias_helper`), and it calls the engine's loops
+(:func:`_gather`, the micro-kernels, :func:`_write_back`), each a
+``noalias_helper`` too: indexed with unsigned offsets, LLVM vectorises their
+pixel loops without runtime alias checks (without ``noalias`` the engine ran
+10-35% slower).  All of these calls are by address
+(:func:`._jit.call_compiled`): each function is compiled once, on its own,
+instead of being linked into (and recompiled with) its caller, and a
+micro-kernel variant compiles only when a call needs it.
 """
 
 import numpy as np
-from numba import prange
 
 from ._jit import (
     CalledByAddress,
@@ -54,9 +53,8 @@ from ._jit import (
     call_compiled,
     inline_helper,
     noalias_helper,
-    parallel_kernel,
-    serial_variant,
 )
+from ._tasks import PLAN_NRUNS, declare_runs, run_tasks, run_tasks_serial, unused_output
 from ._tiling import MIN_TASKS, band_task
 
 #: Bytes of one accumulator row of a micro-kernel segment (512 float32 or
@@ -74,8 +72,8 @@ VW = 16
 #: ("4K aliasing"), which measured 2-4x slower in some processes.
 ROW_SKEW = 16
 
-#: Most runs of consecutive tasks a call is cut into, one per prange
-#: iteration: enough to balance 2-16 threads; each run allocates its buffers
+#: Most runs of consecutive tasks a call is cut into, one per ``prange``
+#: iteration of :func:`._tasks.run_tasks`: enough to balance 2-16 threads; each run allocates its buffers
 #: once.  Any split gives the same bits (tasks are independent).
 TASK_CHUNKS = 64
 
@@ -349,20 +347,53 @@ WRITE_BACK = CalledByAddress(_write_back, arrays=dict(acc=_ARRAY, b1=_ARRAY, o1=
 
 
 @noalias_helper
-def _direct_tasks(t0, t1, fns, x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, Cg, G, nb,
-                  B, P, Q, Hz, Wz, E, Kg, in_place, band_size, last_tap, oplane, Wo, sh, sw,
-                  pt, pl, oh0, ow0, osh, osw):
-    """Run tasks ``t0 <= task < t1`` of :func:`conv_direct`, one after another.
+def _direct_tasks(run, plan, x, w, b, out, out2):
+    """Run ``run`` of a :func:`direct_plan`'s runs of tasks (the :func:`._tasks.engine_runs` interface).
 
-    A task is one (image, group, band of ``B`` output rows) block of the
-    output (:func:`._tiling.band_task`); it writes only that block, and
-    its result does not depend on which call runs it.  ``fns`` holds the
-    addresses of the loops (:func:`helper_addresses`), ``x1``, ``w1``,
-    ``o1`` are the flattened input, weight and output, ``eoff`` the tap
-    offsets, ``use_h``/``use_w`` the stride phases holding taps; the
-    scalars are those :func:`conv_direct` derives from the shapes.  ``o1``
-    must not overlap any other argument: they are all ``noalias``.
+    ``out[placed] = conv(x, w) + b`` for the tasks of this run.  A task
+    is one (image, group, band of ``B`` output rows) block of the output
+    (:func:`._tiling.band_task`); it writes only that block, and its result
+    does not depend on which run computes it.  A run is a stretch of
+    consecutive tasks, in its own band and accumulator buffers.
+
+    Parameters
+    ----------
+    run : int
+    plan : ndarray of int64
+        :func:`direct_plan` for these shapes, dtype and arguments.
+    x : ndarray, shape (N, Cin, H, W), C-contiguous, float32 or float64
+    w : ndarray, shape (Kout, Cin // G, R, S), C-contiguous, x's dtype
+        ``G = Cin // w.shape[1]`` groups.
+    b : ndarray, shape (Kout,), x's dtype
+    out : ndarray, shape (N, Kout, Ho, Wo), C-contiguous, x's dtype
+        Output pixel ``(p, q)`` is written at ``[oh0 + p*osh, ow0 + q*osw]``
+        (placement from the plan); nothing else is touched.  It must not
+        overlap the other arguments: they are all ``noalias``.
+    out2 : ndarray
+        Not used.
     """
+    Cin, H, W = x.shape[1], x.shape[2], x.shape[3]
+    Kout, Cg = w.shape[0], w.shape[1]
+    Wo = out.shape[3]
+    oplane = out.shape[2] * Wo
+    G = Cin // Cg
+    Kg = Kout // G
+    sh, sw, pt, pl = plan[8], plan[9], plan[12], plan[13]  # dilation is in eoff
+    P, Q, oh0, ow0, osh, osw = plan[14], plan[15], plan[16], plan[17], plan[18], plan[19]
+    B, Hz, Wz, in_place, band_size = plan[20], plan[21], plan[22], plan[23] != 0, plan[24]
+    last_tap, nb, ntasks = plan[25], plan[26], plan[27]
+    nruns = plan[PLAN_NRUNS]
+    fns = plan[3:8]
+    use_h = plan[_PLAN_HEAD:_PLAN_HEAD + sh]
+    use_w = plan[_PLAN_HEAD + sh:_PLAN_HEAD + sh + sw]
+    eoff = plan[_PLAN_HEAD + sh + sw:]
+    E = eoff.size
+    x1 = x.reshape(x.size)
+    w1 = w.reshape(w.size)
+    b1 = b
+    o1 = out.reshape(out.size)
+    t0 = run * ntasks // nruns
+    t1 = (run + 1) * ntasks // nruns
     TS = SEGMENT_BYTES // x1.itemsize
     TA = _acc_row(x1)
     # one channel per group (depthwise) uses one accumulator row: segments
@@ -418,11 +449,9 @@ def _direct_tasks(t0, t1, fns, x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Ko
                 kb += kn
 
 
-#: How kernels call :func:`_direct_tasks` (by address, see :mod:`._jit`).
-DIRECT_TASKS = CalledByAddress(
-    _direct_tasks, arrays=dict(fns=_OFFSETS, x1=_ARRAY, w1=_ARRAY, b1=_ARRAY, o1=(1, True),
-                               eoff=_OFFSETS, use_h=_OFFSETS, use_w=_OFFSETS),
-    flags=("in_place",))
+#: How :func:`._tasks.run_tasks` calls :func:`_direct_tasks` (by address, see :mod:`._jit`).
+DIRECT_TASKS = declare_runs(_direct_tasks)
+
 
 def helper_addresses(dtype, Kg):
     """The ``fns`` argument of :func:`_direct_tasks` for ``dtype`` and ``Kg`` channels per group.
@@ -443,27 +472,29 @@ def helper_addresses(dtype, Kg):
 
 
 #: Slots of a plan (:func:`direct_plan`) before its variable-length parts.
-_PLAN_HEAD = 27
+_PLAN_HEAD = 28
 
 
 def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place):
-    """All of :func:`conv_direct`'s arguments besides the arrays, as one read-only int64 array.
+    """The plan of a direct convolution (:func:`_direct_tasks`), as one read-only int64 array.
 
-    Slots: the address of :func:`_direct_tasks` (0) and its ``fns`` (1-5,
-    :func:`helper_addresses`); ``sh, sw, dh, dw, pt, pl`` (6-11: stride,
-    dilation, top/left padding, negative crops); ``P, Q, oh0, ow0, osh,
-    osw`` (12-17: output size, and pixel ``(p, q)`` written at ``[oh0 +
-    p*osh, ow0 + q*osw]``); ``B, Hz, Wz, in_place, band_size, last_tap, nb,
-    ntasks, nchunks`` (18-26: output rows per task, the band's phase-plane
-    height and width, whether the input is read in place with no band, the
-    band's size, the largest tap offset, bands per image, tasks, runs of
-    tasks, :data:`TASK_CHUNKS`); then ``use_h`` (``sh`` flags) and ``use_w``
-    (``sw`` flags), 1 for the stride phases that hold taps, and ``eoff``,
-    the offset of tap ``(c, r, s)`` in the band (or, in place, in the input).
+    Slots: the :mod:`._tasks` head (0-2: the address of
+    :func:`_direct_tasks`, the number of runs of tasks, no finishing step);
+    its helpers' addresses (3-7, :func:`helper_addresses`); ``sh, sw, dh,
+    dw, pt, pl`` (8-13: stride, dilation, top/left padding, negative crops);
+    ``P, Q, oh0, ow0, osh, osw`` (14-19: output size, and pixel ``(p, q)``
+    written at ``[oh0 + p*osh, ow0 + q*osw]``); ``B, Hz, Wz, in_place,
+    band_size, last_tap, nb, ntasks`` (20-27: output rows per task, the
+    band's phase-plane height and width, whether the input is read in place
+    with no band, the band's size, the largest tap offset, bands per image,
+    tasks); then ``use_h`` (``sh`` flags) and ``use_w`` (``sw`` flags), 1
+    for the stride phases that hold taps, and ``eoff``, the offset of tap
+    ``(c, r, s)`` in the band (or, in place, in the input).  Tasks are cut
+    into at most :data:`TASK_CHUNKS` runs.
 
     Computed in Python once per shape (:func:`run_direct` keeps them): in
     the kernel, Numba's parfor passes took about 0.6 s to compile these
-    loops, and a kernel call with 5 arguments instead of 20 costs about
+    loops, and a kernel call with 6 arguments instead of 20 costs about
     1 us less.
     """
     N, Cin, H, W = x_shape
@@ -493,66 +524,12 @@ def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place)
     band_size = 0 if in_place else Cg * sh * sw * Hz * Wz + VW
     nb = -(-P // B)
     ntasks = N * G * nb
-    head = [DIRECT_TASKS.address(dtype), *helper_addresses(dtype, Kg),
-            sh, sw, dh, dw, pt, pl, P, Q, *place,
-            B, Hz, Wz, int(in_place), band_size, int(eoff.max()), nb, ntasks,
-            min(ntasks, TASK_CHUNKS)]
+    head = [DIRECT_TASKS.address(dtype), min(ntasks, TASK_CHUNKS), 0,
+            *helper_addresses(dtype, Kg), sh, sw, dh, dw, pt, pl, P, Q, *place,
+            B, Hz, Wz, int(in_place), band_size, int(eoff.max()), nb, ntasks]
     plan = np.concatenate([np.array(head, np.int64), use_h, use_w, eoff.ravel()]).astype(np.int64)
     plan.flags.writeable = False
     return plan
-
-
-@parallel_kernel
-def conv_direct(plan, x, weight, b1, out):
-    """Direct convolution: ``out[placed] = conv(x, weight) + bias``, pixels innermost.
-
-    Parameters
-    ----------
-    plan : ndarray of int64
-        :func:`direct_plan` for these shapes, dtype and arguments.
-    x : ndarray, shape (N, Cin, H, W), C-contiguous, float32 or float64
-    weight : ndarray, shape (Kout, Cin // G, R, S), C-contiguous, x's dtype
-        ``G = Cin // weight.shape[1]`` groups.
-    b1 : ndarray, shape (Kout,), x's dtype
-    out : ndarray, shape (N, Kout, Ho, Wo), C-contiguous, x's dtype
-        Output pixel ``(p, q)`` is written at ``[oh0 + p*osh, ow0 + q*osw]``
-        (placement from the plan); nothing else is touched.
-
-    ``out`` must not overlap ``x``, ``weight`` or ``b1``.
-
-    The tasks (image, group, band of output rows; rows per task from
-    :func:`direct_rows`, shape only) are split into at most
-    :data:`TASK_CHUNKS` consecutive runs; each prange iteration runs one
-    with :func:`_direct_tasks`, in its own band and accumulator buffers.
-    """
-    Cin, H, W = x.shape[1], x.shape[2], x.shape[3]
-    Kout, Cg, R, S = weight.shape
-    Wo = out.shape[3]
-    G = Cin // Cg
-    Kg = Kout // G
-    E = Cg * R * S
-    tasks = plan[0]
-    sh, sw, pt, pl = plan[6], plan[7], plan[10], plan[11]  # dilation is in eoff
-    P, Q, oh0, ow0, osh, osw = plan[12], plan[13], plan[14], plan[15], plan[16], plan[17]
-    B, Hz, Wz, in_place, band_size = plan[18], plan[19], plan[20], plan[21] != 0, plan[22]
-    last_tap, nb, ntasks, nchunks = plan[23], plan[24], plan[25], plan[26]
-    # views, taken outside the prange body (views inside it cost noalias)
-    fns = plan[1:6]
-    use_h = plan[_PLAN_HEAD:_PLAN_HEAD + sh]
-    use_w = plan[_PLAN_HEAD + sh:_PLAN_HEAD + sh + sw]
-    eoff = plan[_PLAN_HEAD + sh + sw:]
-    x1 = x.reshape(x.size)
-    w1 = weight.reshape(weight.size)
-    o1 = out.reshape(out.size)
-    oplane = out.shape[2] * Wo
-    # np.int64(...): prange indices are uint64; _direct_tasks is declared
-    # with int64 parameters
-    for ch in prange(nchunks):
-        call_compiled(tasks, _direct_tasks, (
-            np.int64(ch * ntasks // nchunks), np.int64((ch + 1) * ntasks // nchunks), fns,
-            x1, w1, b1, o1, eoff, use_h, use_w, Cin, H, W, Kout, Cg, G, nb, B, P, Q,
-            Hz, Wz, E, Kg, in_place, band_size, last_tap,
-            oplane, Wo, sh, sw, pt, pl, oh0, ow0, osh, osw))
 
 
 @inline_helper
@@ -588,10 +565,8 @@ def direct_rows(P, Q, Cg, R, S, sh, sw, dh, dw, n_outer):
     return rows
 
 
-conv_direct_serial = serial_variant(conv_direct, "conv_direct_serial")
-
 #: Below this many multiply-adds a call runs on the calling thread
-#: (:data:`conv_direct_serial`): waking the thread pool costs about 2.6 us,
+#: (:data:`._tasks.run_tasks_serial`): waking the thread pool costs about 2.6 us,
 #: the time of ~100k multiply-adds on one core.
 SERIAL_MACS = 1 << 16
 
@@ -603,16 +578,20 @@ MAX_PLANS = 1024
 
 
 def run_direct(x, weight, bias, out, stride, padding, dilation, P, Q, place=(0, 0, 1, 1)):
-    """Run :func:`conv_direct` on these arrays (the other arguments as for :func:`direct_plan`)."""
+    """``out[placed] = conv(x, weight) + bias`` (arrays as :func:`_direct_tasks` takes them).
+
+    The other arguments as for :func:`direct_plan`; the plan is made on the
+    first call with these shapes and kept.
+    """
     key = (x.dtype, x.shape, weight.shape, *stride, *padding, *dilation, P, Q, *place)
     entry = _PLANS.get(key)
     if entry is None:
         if len(_PLANS) >= MAX_PLANS:
             _PLANS.clear()
         macs = x.shape[0] * weight.size * P * Q
-        kernel = conv_direct_serial if macs < SERIAL_MACS else conv_direct
+        kernel = run_tasks_serial if macs < SERIAL_MACS else run_tasks
         entry = _PLANS[key] = (kernel, direct_plan(x.dtype, x.shape, weight.shape, tuple(stride),
                                                    tuple(padding), tuple(dilation), P, Q,
-                                                   tuple(place)))
-    kernel, plan = entry
-    kernel(plan, x, weight, bias, out)
+                                                   tuple(place)), unused_output(x.dtype))
+    kernel, plan, out2 = entry
+    kernel(plan, x, weight, bias, out, out2)

@@ -1,17 +1,11 @@
 """Strided, padded, dilated, grouped 2-D convolution (cross-correlation), NCHW."""
 
 import numpy as np
-from numba import prange
 
-from ._jit import (
-    CalledByAddress,
-    address_table,
-    call_compiled,
-    noalias_helper,
-    parallel_kernel,
-)
+from ._jit import address_table, call_compiled, noalias_helper
 from ._microkernels import WEIGHTS_TIMES_PANEL, weights_times_panel
 from ._panels import GATHER_BAND, PACK_ROWS_FROM_BAND, gather_band, pack_rows_from_band
+from ._tasks import declare_runs, run_tasks, unused_output
 from ._tiling import band_rows, band_task, padded, task_rows
 from .conv2d_direct import run_direct
 
@@ -27,33 +21,62 @@ DIRECT_MAX_CHANNELS = 16
 
 
 @noalias_helper
-def _packed_task(task, fns, src, wmat, bias, out3, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
-                 P, Q, oh0, ow0, osh, osw, Wo):
-    """Task ``task`` of :func:`conv_packed`: one (image, group, band of ``B`` output rows).
+def _packed_task(run, plan, x, w, b, out, out2):
+    """Task ``run`` of a packed convolution (the :func:`._tasks.engine_runs` interface).
 
-    ``fns`` holds the addresses of the packers and the micro-kernel
-    (:data:`_HELPERS`), ``out3`` is ``out`` with its spatial axes
-    flattened; other arguments as for :func:`conv_packed`.  Allocates its
-    own band and panel buffers.
-    Array arguments are ``noalias`` (as they were in the ``prange`` body
-    this code came from): ``out3`` must not overlap the others.
+    ``out[placed] = conv(x, wmat) + b`` for one (image, group, band of ``B``
+    output rows) block of the output: gathers the band, then packs and
+    multiplies ``Bp`` rows at a time, in its own band and panel buffers.
+
+    Parameters
+    ----------
+    run : int
+    plan : ndarray of int64
+        :func:`packed_plan`: the :mod:`._tasks` head, the addresses of the
+        packers and the micro-kernel (3-5, :data:`_HELPERS`), then ``G, R,
+        S, sh, sw, dh, dw, pt, pl, B, Bp, P, Q, oh0, ow0, osh, osw``:
+        groups (output channels ``g*Kg:(g+1)*Kg`` see input channels
+        ``g*Cg:(g+1)*Cg``), kernel size, stride, dilation, top/left padding
+        (negative crops), output rows per task and per panel, output size,
+        and placement: pixel ``(p, q)`` is written at ``[oh0 + p*osh, ow0 +
+        q*osw]``.
+    x : ndarray, shape (N, Cin, Hs, Ws), C-contiguous
+    w : ndarray, shape (Kout, L, 1, 1), C-contiguous, L >= R * S * (Cin // G)
+        Column ``(r*S + s)*Cg + c`` multiplies tap ``(r, s)`` of channel ``c``
+        (a ``(K, R, S, C)`` weight reshaped); columns past ``R*S*Cg`` are zero
+        padding that makes ``L`` a multiple of the vector width
+        (:func:`weight_matrix`).
+    b : ndarray, shape (Kout,)
+    out : ndarray, shape (N, Kout, Ho, Wo), C-contiguous
+        Only this task's block is written.  It must not overlap the other
+        arguments: they are all ``noalias``.
+    out2 : ndarray
+        Not used.
     """
-    Cg = src.shape[1] // G
+    fns = plan[3:6]
+    G, R, S, sh, sw, dh, dw = plan[6], plan[7], plan[8], plan[9], plan[10], plan[11], plan[12]
+    pt, pl, B, Bp, P, Q = plan[13], plan[14], plan[15], plan[16], plan[17], plan[18]
+    oh0, ow0, osh, osw = plan[19], plan[20], plan[21], plan[22]
+    N = x.shape[0]
+    Wo = out.shape[3]
+    out3 = out.reshape((N, out.shape[1], out.shape[2] * Wo))
+    wmat = w.reshape((w.shape[0], w.shape[1]))
+    Cg = x.shape[1] // G
     Kg = out3.shape[1] // G
     L = wmat.shape[1]
     CRS = Cg * R * S
-    zero = src.dtype.type(0)
+    zero = x.dtype.type(0)
     nb = (P + B - 1) // B
     rows_in = (B - 1) * sh + (R - 1) * dh + 1
     cols_in = (Q - 1) * sw + (S - 1) * dw + 1
-    n, g, p0, rows = band_task(task, nb, G, B, P)
-    band = np.empty((rows_in, cols_in, Cg), dtype=src.dtype)
-    panel = np.empty((Bp * Q, L), dtype=src.dtype)
+    n, g, p0, rows = band_task(run, nb, G, B, P)
+    band = np.empty((rows_in, cols_in, Cg), dtype=x.dtype)
+    panel = np.empty((Bp * Q, L), dtype=x.dtype)
     for t in range(Bp * Q):  # packing writes columns < CRS; the vector padding must be zero
         for i in range(CRS, L):
             panel[t, i] = zero
     dest = np.empty(Bp * Q, dtype=np.int64)
-    call_compiled(fns[0], gather_band, (src, n, g * Cg, Cg, p0 * sh - pt, -pl, band))
+    call_compiled(fns[0], gather_band, (x, n, g * Cg, Cg, p0 * sh - pt, -pl, band))
     for a0 in range(0, rows, Bp):
         prow = min(Bp, rows - a0)
         for a in range(prow):
@@ -61,75 +84,42 @@ def _packed_task(task, fns, src, wmat, bias, out3, G, R, S, sh, sw, dh, dw, pt, 
                 dest[a * Q + q] = (oh0 + (p0 + a0 + a) * osh) * Wo + ow0 + q * osw
         call_compiled(fns[1], pack_rows_from_band, (band, a0, prow, Q, R, S, Cg, sh, sw, dh, dw,
                                                     panel))
-        call_compiled(fns[2], weights_times_panel, (wmat, g * Kg, Kg, panel, prow * Q, L, bias,
+        call_compiled(fns[2], weights_times_panel, (wmat, g * Kg, Kg, panel, prow * Q, L, b,
                                                     out3, n, dest))
 
 
-#: How :func:`conv_packed` calls :func:`_packed_task` (by address, see :mod:`._jit`).
-PACKED_TASK = CalledByAddress(_packed_task, arrays=dict(
-    fns=(1, False, np.int64), src=(4, False), wmat=(2, False), bias=(1, False), out3=(3, True)))
+#: How :func:`._tasks.run_tasks` calls :func:`_packed_task` (by address, see :mod:`._jit`).
+PACKED_TASK = declare_runs(_packed_task)
 
 #: What :func:`_packed_task` calls by address (its ``fns``, from :func:`._jit.address_table`).
 _HELPERS = (GATHER_BAND, PACK_ROWS_FROM_BAND, WEIGHTS_TIMES_PANEL)
 
 
-@parallel_kernel
-def conv_packed(task_fn, fns, src, wmat, bias, out, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
-                P, Q, oh0, ow0, osh, osw):
-    """Generic packed convolution: ``out[placed] = conv(src, w) + bias``.
-
-    Parameters
-    ----------
-    task_fn : int
-        ``PACKED_TASK.address(src.dtype)``: the compiled :func:`_packed_task`.
-    fns : ndarray of int64
-        ``address_table(src.dtype, _HELPERS)``: the addresses of its helpers.
-    src : ndarray, shape (N, Cin, Hs, Ws), C-contiguous
-    wmat : ndarray, shape (Kout, L), C-contiguous, L >= R * S * (Cin // G)
-        Column ``(r*S + s)*Cg + c`` multiplies tap ``(r, s)`` of channel ``c``
-        (a ``(K, R, S, C)`` weight reshaped); columns past ``R*S*Cg`` are zero
-        padding that makes ``L`` a multiple of the vector width.
-    bias : ndarray, shape (Kout,)
-    out : ndarray, shape (N, Kout, Ho, Wo), C-contiguous
-        Output pixel ``(p, q)`` is written at ``[oh0 + p*osh, ow0 + q*osw]``;
-        nothing else is touched.
-    G : int
-        Groups: output channels ``g*Kg:(g+1)*Kg`` see input channels
-        ``g*Cg:(g+1)*Cg``.
-    R, S, sh, sw, dh, dw, pt, pl : int
-        Kernel size, stride, dilation, top/left padding (negative crops).
-    B, Bp : int
-        Output rows per task (one channels-last band gathered per task) and
-        per panel (packed and multiplied ``Bp`` rows at a time).
-    P, Q, oh0, ow0, osh, osw : int
-        Output size and placement in ``out``.
-
-    Each prange iteration runs one (image, group, band of B output rows)
-    task, which owns that block of the output and its own band and panel
-    buffers.
-    """
-    N = src.shape[0]
-    Wo = out.shape[3]
-    out3 = out.reshape((N, out.shape[1], out.shape[2] * Wo))
-    ntasks = N * G * ((P + B - 1) // B)
-    for task in prange(ntasks):
-        call_compiled(task_fn, _packed_task, (
-            np.int64(task), fns, src, wmat, bias, out3, G, R, S, sh, sw, dh, dw, pt, pl, B, Bp,
-            P, Q, oh0, ow0, osh, osw, Wo))
+def packed_plan(dtype, N, G, R, S, stride, padding, dilation, B, Bp, P, Q, place):
+    """The read-only plan of a packed convolution (see :func:`_packed_task`): one task per run."""
+    ntasks = N * G * -(-P // B)
+    plan = np.array([PACKED_TASK.address(dtype), ntasks, 0, *address_table(dtype, _HELPERS),
+                     G, R, S, *stride, *dilation, *padding, B, Bp, P, Q, *place], np.int64)
+    plan.flags.writeable = False
+    return plan
 
 
 def weight_matrix(weight_krsc):
-    """``(Kout, R, S, Cg)`` weights as a ``(Kout, L)`` matrix, zero-padded to the vector width."""
+    """``(Kout, R, S, Cg)`` weights as a ``(Kout, L, 1, 1)`` matrix, zero-padded to the vector width.
+
+    4-D because :func:`._tasks.run_tasks` takes 4-D weights; :func:`_packed_task`
+    reads it as ``(Kout, L)``.
+    """
     K = weight_krsc.shape[0]
     n = weight_krsc[0].size
-    wmat = np.zeros((K, padded(n)), dtype=weight_krsc.dtype)
-    wmat[:, :n] = weight_krsc.reshape(K, n)
+    wmat = np.zeros((K, padded(n), 1, 1), dtype=weight_krsc.dtype)
+    wmat[:, :n, 0, 0] = weight_krsc.reshape(K, n)
     return wmat
 
 
 def run_packed(src, weight, bias, out, stride, padding, dilation, groups, P, Q,
                place=(0, 0, 1, 1)):
-    """Run :func:`conv_packed` with a ``(Kout, Cg, R, S)`` weight.
+    """Run :func:`_packed_task` over all tasks, with a ``(Kout, Cg, R, S)`` weight.
 
     Arguments as for :func:`.conv2d_direct.run_direct` (pairs for stride,
     padding, dilation), plus ``groups``; sizes the tasks and packs the weight.
@@ -139,9 +129,9 @@ def run_packed(src, weight, bias, out, stride, padding, dilation, groups, P, Q,
     Bp = band_rows(P, Q, Cg * R * S)
     B, Bp = task_rows(P, Bp, stride[0], (R - 1) * dilation[0] + 1,
                       (Q - 1) * stride[1] + (S - 1) * dilation[1] + 1, Cg, src.shape[0] * groups)
-    conv_packed(PACKED_TASK.address(src.dtype), address_table(src.dtype, _HELPERS), src, wmat,
-                bias, out, groups, R, S, stride[0], stride[1], dilation[0], dilation[1],
-                padding[0], padding[1], B, Bp, P, Q, *place)
+    plan = packed_plan(src.dtype, src.shape[0], groups, R, S, tuple(stride), tuple(padding),
+                       tuple(dilation), B, Bp, P, Q, tuple(place))
+    run_tasks(plan, src, wmat, bias, out, unused_output(src.dtype))
 
 
 def choose_engine(reduction, out_channels):

@@ -29,8 +29,9 @@ chunk order, so any thread count gives the same bits.  Small problems run
 on the calling thread.
 """
 
+import functools
+
 import numpy as np
-from numba import prange
 
 from ._grad_weight_microkernels import DY_TIMES_TAPS, ROW_TIMES_TAPS, dy_times_taps
 from ._grad_weight_packing import (
@@ -42,22 +43,19 @@ from ._grad_weight_packing import (
     pack_x_panel,
 )
 from ._grad_weight_plan import DIRECT, PANEL, X_IN_PLACE, _plan
-from ._jit import (
-    CalledByAddress,
-    address_table,
-    call_compiled,
-    parallel_kernel,
-    serial_helper,
-    serial_variant,
-)
+from ._jit import address_table, call_compiled, serial_helper
+from ._tasks import PLAN_NRUNS, declare_runs, run_tasks, run_tasks_serial, unused_input
 from ._tiling import VECTOR_PAD
 
 
 @serial_helper
-def grad_weight_chunk(ch, nchunks, fns, x, dy, acc, mode, in_place, ksplit, G, cblock, xrow, off,
-                      phases_h, phases_w, R, S, sh, sw, dh, dw, pt, pl,
-                      Hs, Ws, emin, lead, span, B, n_rows):
-    """Weight gradient of chunk ``ch``: its share of the (band, group) tasks or output channels.
+def grad_weight_chunk(run, plan, x, w, b, out, out2):
+    """Weight gradient of chunk ``run``: its share of the (band, group) tasks or output channels.
+
+    The :func:`._tasks.engine_runs` interface: ``x`` is the input, ``w`` the
+    output gradient ``dy``, ``out`` the partial sums (``b`` and ``out2`` are
+    not used); the other arguments below are slots of ``plan``
+    (:func:`grad_weight_plan`).
 
     Global row ``n*Hs + p`` is output row ``p`` of image ``n`` (rows ``p >= P``
     are fake, with zero output gradient); pixel ``q`` of a global row has
@@ -78,13 +76,20 @@ def grad_weight_chunk(ch, nchunks, fns, x, dy, acc, mode, in_place, ksplit, G, c
 
     Parameters
     ----------
-    ch, nchunks : int
-    fns : ndarray of int64
-        Addresses of the packers and the micro-kernel (:func:`chunk_helpers`).
+    run : int
+        The chunk, ``0 <= run < nchunks`` (``plan[PLAN_NRUNS]``).
+    plan : ndarray of int64
+        Slots 3-7 ``fns``, the addresses of the packers and the micro-kernel
+        (:func:`chunk_helpers`); 8-30 ``mode, in_place, ksplit, G, cblock,
+        R, S, sh, sw, dh, dw, pt, pl, Hs, Ws, emin, lead, span, B, n_rows,
+        NTp`` and the lengths of ``phases_h`` and ``phases_w``; then
+        ``xrow``, ``off``, ``phases_h``, ``phases_w``.
     x : ndarray, shape (N, C, H, W), C-contiguous
-    dy : ndarray, shape (N, K, P, Q), C-contiguous
-    acc : ndarray, shape (G, Kg, NTp)
-        ``acc[g, k, (c*R + r)*S + s]``: this chunk's sum for ``dW[g*Kg + k, c, r, s]``.
+    w : ndarray, shape (N, K, P, Q), C-contiguous
+        The output gradient ``dy``.
+    out : ndarray, shape (nchunks, G, Kg, NTp), or (1, G, Kg, NTp) with ``ksplit``
+        This chunk's sums ``acc = out[run]`` (``out[0]`` with ``ksplit``):
+        ``acc[g, k, (c*R + r)*S + s]`` for ``dW[g*Kg + k, c, r, s]``.
         Overwritten; with ``ksplit`` only at this chunk's output channels.
     mode : int
         ``DIRECT`` or ``PANEL``.
@@ -116,6 +121,21 @@ def grad_weight_chunk(ch, nchunks, fns, x, dy, acc, mode, in_place, ksplit, G, c
     B, n_rows : int
         Global rows per band; global rows in all (``(N-1)*Hs + P``).
     """
+    ch = run
+    nchunks = plan[PLAN_NRUNS]
+    fns = plan[3:8]
+    mode, in_place, ksplit, G, cblock = plan[8], plan[9], plan[10] != 0, plan[11], plan[12]
+    R, S, sh, sw, dh, dw, pt, pl = (plan[13], plan[14], plan[15], plan[16], plan[17], plan[18],
+                                    plan[19], plan[20])
+    Hs, Ws, emin, lead, span, B, n_rows = (plan[21], plan[22], plan[23], plan[24], plan[25],
+                                           plan[26], plan[27])
+    NTp, nph, npw = plan[28], plan[29], plan[30]
+    xrow = plan[_HEAD:_HEAD + NTp]
+    off = plan[_HEAD + NTp:_HEAD + 2 * NTp]
+    phases_h = plan[_HEAD + 2 * NTp:_HEAD + 2 * NTp + nph]
+    phases_w = plan[_HEAD + 2 * NTp + nph:_HEAD + 2 * NTp + nph + npw]
+    dy = w
+    acc = out[0] if ksplit else out[ch]
     N = x.shape[0]
     C = x.shape[1]
     Cg = C // G
@@ -123,7 +143,6 @@ def grad_weight_chunk(ch, nchunks, fns, x, dy, acc, mode, in_place, ksplit, G, c
     Kg = K // G
     P = dy.shape[2]
     Q = dy.shape[3]
-    NTp = acc.shape[2]
     if in_place:
         nbi = (P + B - 1) // B  # bands stay inside an image
         nb = N * nbi
@@ -196,78 +215,42 @@ def grad_weight_chunk(ch, nchunks, fns, x, dy, acc, mode, in_place, ksplit, G, c
                                                   i0, i1, (c0 + cb) * R * S, acc_g, fns[4]))
 
 
-#: How kernels call :func:`grad_weight_chunk` (by address, see :mod:`._jit`).
-CHUNK = CalledByAddress(
-    grad_weight_chunk, arrays=dict(fns=(1, False, np.int64), x=(4, False), dy=(4, False),
-                                   acc=(3, True),
-                                   xrow=(1, False, np.int64), off=(1, False, np.int64),
-                                   phases_h=(1, False, np.int64), phases_w=(1, False, np.int64)),
-    flags=("ksplit",))
+#: How :func:`._tasks.run_tasks` calls :func:`grad_weight_chunk` (by address, see :mod:`._jit`).
+CHUNK = declare_runs(grad_weight_chunk)
+
+#: Plan slots before ``xrow`` (see :func:`grad_weight_chunk`).
+_HEAD = 31
 
 
 @serial_helper
-def sum_row(partial, gw, kk):
-    """``gw[kk, i] = sum_ch partial[ch, g, k, i]`` (``kk = g*Kg + k``), added in chunk order.
+def sum_partials(run, plan, x, w, b, out, out2):
+    """``out2[g*Kg + k, i] = sum_ch out[ch, g, k, i]``, added in chunk order (the finishing step).
 
-    Returns ``sum_i gw[kk, i] * 0``: NaN if the row is not finite.
+    The :func:`._tasks.engine_runs` interface, called with ``run == -1``
+    after every chunk has run: ``out`` holds the partial sums (shape
+    ``(nparts, G, Kg, NTp)``) and ``out2`` is the weight gradient (shape
+    ``(K, Cg, R, S)``, overwritten).  Then sets ``out[0, 0, 0, 0]`` to NaN
+    if some element of ``out2`` is not finite, else to 0.  At most a few
+    percent of the work: it runs on the calling thread.
     """
-    nchunks = partial.shape[0]
-    Kg = gw.shape[0] // partial.shape[1]
-    g = kk // Kg
-    k = kk - g * Kg
-    zero = gw.dtype.type(0)
+    nparts, Kg = out.shape[0], out.shape[2]
+    K = out2.shape[0]
+    gw = out2.reshape((K, out2.size // K))
+    zero = out.dtype.type(0)
     check = zero
-    for i in range(gw.shape[1]):
-        s = partial[0, g, k, i]
-        for ch in range(1, nchunks):
-            s += partial[ch, g, k, i]
-        gw[kk, i] = s
-        check += s * zero
-    return check
-
-
-@parallel_kernel
-def grad_weight_bands(chunk, fns, x, dy, partial, nchunks, grad_w, row_check, mode, in_place,
-                      ksplit, G, cblock, xrow, off, phases_h, phases_w, R, S, sh, sw, dh, dw,
-                      pt, pl, Hs, Ws, emin, lead, span, B, n_rows):
-    """Fill ``partial`` with :func:`grad_weight_chunk`, chunks in parallel, then sum it.
-
-    Iteration ``ch`` owns ``partial[ch]``; with ``ksplit`` (a single
-    partial), rows ``k_lo:k_hi`` of every group of ``partial[0]``.  The
-    partials are then added on the calling thread, in chunk order
-    (:func:`sum_row`): that is at most a few percent of the work, and a
-    second parallel kernel for it took 0.7 s more to compile.
-
-    Parameters
-    ----------
-    chunk : int
-        ``CHUNK.address(x.dtype)``: the compiled :func:`grad_weight_chunk`.
-    fns : ndarray of int64
-        Its helpers' addresses (:func:`chunk_helpers`).
-    partial : ndarray, shape (nchunks, G, Kg, NTp), or (1, G, Kg, NTp) with ``ksplit``
-    nchunks : int
-    grad_w : ndarray, shape (K, Cg, R, S), C-contiguous; overwritten.
-    row_check : ndarray, shape (K,); overwritten
-        NaN where row ``k`` of ``grad_w`` is not finite.
-    others
-        As for :func:`grad_weight_chunk`.
-    """
-    for ch in prange(nchunks):
-        # prange indices are uint64; the helper's chunk index is an int64
-        call_compiled(chunk, grad_weight_chunk, (
-            np.int64(ch), nchunks, fns, x, dy, partial[0] if ksplit else partial[ch],
-            mode, in_place, ksplit, G, cblock, xrow, off, phases_h, phases_w,
-            R, S, sh, sw, dh, dw, pt, pl, Hs, Ws, emin, lead, span, B, n_rows))
-    K = grad_w.shape[0]
-    gw = grad_w.reshape((K, grad_w.size // K))
     for kk in range(K):
-        row_check[kk] = sum_row(partial, gw, np.int64(kk))
+        g = kk // Kg
+        k = kk - g * Kg
+        for i in range(gw.shape[1]):
+            s = out[0, g, k, i]
+            for ch in range(1, nparts):
+                s += out[ch, g, k, i]
+            gw[kk, i] = s
+            check += s * zero  # NaN for an infinite or NaN s
+    out[0, 0, 0, 0] = check
 
 
-#: :func:`grad_weight_bands` on the calling thread, for small problems, where
-#: waking the thread pool costs more than the work.  Same chunks, same order,
-#: so the same bits as the parallel build.
-grad_weight_serial = serial_variant(grad_weight_bands, "grad_weight_serial")
+SUM_PARTIALS = declare_runs(sum_partials)
 
 
 def chunk_helpers(dtype, mode, in_place, Kg):
@@ -286,20 +269,37 @@ def chunk_helpers(dtype, mode, in_place, Kg):
         ROW_TIMES_TAPS if Kg % 4 else None))
 
 
+@functools.lru_cache(maxsize=256)
+def grad_weight_plan(dtype, mode, x_shape, dy_shape, w_shape, stride, padding, dilation, groups):
+    """The read-only plan of :func:`grad_weight_chunk` for one layout (``mode``) and these shapes.
+
+    Returns ``(plan, partial_shape, serial)``: the plan (the :mod:`._tasks`
+    head: chunks, then :func:`sum_partials`), the shape of the partial sums,
+    and whether to run on the calling thread.
+    """
+    K = w_shape[0]
+    nchunks, NTp, args, serial = _plan(mode, x_shape, dy_shape, w_shape, dtype.itemsize, stride,
+                                       padding, dilation, groups)
+    (mode, in_place, ksplit, G, cblock, xrow, off, phases_h, phases_w, R, S, sh, sw, dh, dw,
+     pt, pl, Hs, Ws, emin, lead, span, B, n_rows) = args
+    head = [CHUNK.address(dtype), nchunks, SUM_PARTIALS.address(dtype),
+            *chunk_helpers(dtype, mode, in_place, K // groups),
+            mode, in_place, int(ksplit), G, cblock, R, S, sh, sw, dh, dw, pt, pl,
+            Hs, Ws, emin, lead, span, B, n_rows, NTp, phases_h.size, phases_w.size]
+    plan = np.concatenate([np.array(head, np.int64), xrow, off, phases_h, phases_w])
+    plan.flags.writeable = False
+    return plan, (1 if ksplit else nchunks, groups, K // groups, NTp), serial
+
+
 def _run(mode, x, dy, grad_weight, stride, padding, dilation, groups):
-    """Run one layout; return ``row_check`` (NaN where a row of the result is not finite)."""
-    K = grad_weight.shape[0]
-    nchunks, NTp, args, serial = _plan(mode, x.shape, dy.shape, grad_weight.shape,
-                                       x.dtype.itemsize, tuple(stride), tuple(padding),
-                                       tuple(dilation), groups)
-    ksplit = args[2]
-    partial = np.empty((1 if ksplit else nchunks, groups, K // groups, NTp), x.dtype)
-    row_check = np.empty(K, x.dtype)
-    chunk = CHUNK.address(x.dtype)
-    fns = chunk_helpers(x.dtype, mode, args[1], K // groups)
-    kernel = grad_weight_serial if serial else grad_weight_bands
-    kernel(chunk, fns, x, dy, partial, nchunks, grad_weight, row_check, *args)
-    return row_check
+    """Run one layout into ``grad_weight``; whether every element of the result is finite."""
+    plan, partial_shape, serial = grad_weight_plan(
+        x.dtype, mode, x.shape, dy.shape, grad_weight.shape, tuple(stride), tuple(padding),
+        tuple(dilation), groups)
+    partial = np.empty(partial_shape, x.dtype)
+    kernel = run_tasks_serial if serial else run_tasks
+    kernel(plan, x, dy, unused_input(x.dtype), partial, grad_weight)
+    return not np.isnan(partial[0, 0, 0, 0])
 
 
 def conv2d_grad_weight(x, grad_output, grad_weight, stride, padding, dilation, groups):
@@ -320,5 +320,5 @@ def conv2d_grad_weight(x, grad_output, grad_weight, stride, padding, dilation, g
     groups : int
     """
     args = (x, grad_output, grad_weight, stride, padding, dilation, groups)
-    if np.isnan(_run(DIRECT, *args).sum()):
+    if not _run(DIRECT, *args):
         _run(PANEL, *args)

@@ -80,3 +80,22 @@ def test_caller_compiles_without_compiling_the_helper():
     _maybe_caller(_LAZY.address(np.dtype(np.float64)), out, True)
     assert out[0] == 1
     assert len(_never_called.overloads) == 1
+
+
+def test_every_engine_runs_function_has_the_interface_signature():
+    # run_tasks types its calls against engine_runs and calls each engine's
+    # runs function at its address: their compiled signatures must be equal
+    import importlib
+
+    module = {name: importlib.import_module(f"fastconv.kernels.{name}") for name in
+              ("_tasks", "conv2d_direct", "conv2d_forward", "conv2d_grad_weight")}
+    runs = [module["conv2d_direct"].DIRECT_TASKS, module["conv2d_forward"].PACKED_TASK,
+            module["conv2d_grad_weight"].CHUNK, module["conv2d_grad_weight"].SUM_PARTIALS]
+    declared = [d for d in _jit._DECLARED.values() if d.function.py_func.__code__.co_varnames[:7]
+                == ("run", "plan", "x", "w", "b", "out", "out2") and not d.interface]
+    assert sorted(map(id, declared)) == sorted(map(id, runs))
+    for dtype in _jit.DTYPES:
+        expected = module["_tasks"].ENGINE_RUNS.signature(dtype)
+        for d in runs:
+            assert d.signature(dtype) == expected, d.function
+    assert module["_tasks"].ENGINE_RUNS.interface
