@@ -23,6 +23,7 @@ import types
 import numba
 import numba.core.compiler
 import numpy as np
+from llvmlite import ir as llvmir
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -190,6 +191,30 @@ def call_compiled(typingctx, address, function, args):
         return result
 
     return target.return_type(address, function, args), codegen
+
+
+@intrinsic
+def prefetch(typingctx, array, index):
+    """Hint the CPU to load the cache line holding ``array.flat[index]`` (no effect on results).
+
+    For use inside kernels whose access pattern the hardware prefetcher
+    does not follow.  ``array`` is C-contiguous; ``index`` needs no bounds
+    (a prefetch never faults).
+    """
+    if not isinstance(array, numba.types.Array) or not isinstance(index, numba.types.Integer):
+        return None
+
+    def codegen(context, builder, signature, llargs):
+        arrty, indty = signature.args
+        data = context.make_array(arrty)(context, builder, llargs[0]).data
+        ptr = builder.gep(data, [context.cast(builder, llargs[1], indty, numba.types.intp)])
+        i32 = llvmir.IntType(32)
+        fnty = llvmir.FunctionType(llvmir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])  # read, keep in all levels, data
+        return context.get_dummy_value()
+
+    return numba.types.void(array, index), codegen
 
 
 class CalledByAddress:

@@ -1,5 +1,8 @@
 """max_pool2d / max_pool1d against the NumPy reference: values and indices exactly."""
 
+import importlib
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -113,3 +116,25 @@ def test_backward_routes_only_to_argmax():
     np.testing.assert_array_equal(np.take_along_axis(gx.reshape(2, 3, -1),
                                                      idx.reshape(2, 3, -1), axis=2),
                                   g.reshape(2, 3, -1))
+
+
+_POOL_KERNELS = importlib.import_module("fastconv.kernels.max_pool2d")
+
+
+@given(case=pool_cases(spatial=2), seed=st.integers(0, 2**16),
+       style=st.sampled_from(["uniform", "ties", "special"]))
+def test_max_pool2d_with_prefetching_matches_reference(case, seed, style):
+    # inputs above _PREFETCH_MIN_BYTES prefetch rows ahead (also past the
+    # plane's and the array's ends): a hint that must not change any result
+    with mock.patch.object(_POOL_KERNELS, "_PREFETCH_MIN_BYTES", -1):
+        _run(case, pool_input(case.x_shape, case.dtype, seed, style), 2)
+
+
+@pytest.mark.parametrize("kwargs", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1}])
+def test_max_pool2d_of_an_input_larger_than_the_prefetch_threshold(kwargs):
+    x = np.random.default_rng(1).standard_normal((2, 3, 600, 600))
+    assert x.nbytes > _POOL_KERNELS._PREFETCH_MIN_BYTES
+    out, idx = fastconv.max_pool2d(x, **kwargs)
+    rout, ridx = ref.max_pool2d(x, **kwargs)
+    np.testing.assert_array_equal(idx, ridx)
+    np.testing.assert_array_equal(out, rout)
