@@ -7,8 +7,10 @@ time`` (> 1 means fastconv is faster), with geometric means at the bottom.
 
 Measurement rules:
 
-* every measurement starts with an untimed warm-up call (Numba JIT
-  compilation, page faults), then takes up to ``--repeat`` samples with
+* every measurement starts with untimed warm-up calls (Numba JIT
+  compilation on the first; then calls for ``WARMUP_FRACTION`` of the time
+  budget, for the steady state a training loop sees), then takes up to
+  ``--repeat`` samples with
   :func:`time.perf_counter` within a time budget; tiny calls are looped so
   that one sample lasts at least ``MIN_SAMPLE_S``;
 * implementations are measured one after another, never interleaved, so no
@@ -55,6 +57,13 @@ IMPLS = ("fastconv", "im2col", "reference", "torch", "out=")
 #: (``"out="`` is fastconv itself, pooling into reused arrays).
 COMPARED = ("im2col", "reference", "torch")
 
+#: Untimed warm-up calls after the first run for this fraction of the time
+#: budget.  Results of 100 MB and more get fresh memory from the OS, whose
+#: first transparent huge pages cost direct compaction: a float64 vgg pool
+#: forward took 113 ms on its first three calls in a process, 22 ms on the
+#: next three, and 14 ms from the tenth on (PyTorch's calls alike).
+WARMUP_FRACTION = 0.2
+
 #: Tiny calls are repeated until one sample lasts this long.
 MIN_SAMPLE_S = 2e-3
 
@@ -73,7 +82,7 @@ REFERENCE_BYTES_PER_S = {"pool_forward": 1e8, "pool_backward": 1e9}
 
 
 def measure(fn, repeat, budget):
-    """Time ``fn()`` after one warm-up call.
+    """Time ``fn()`` after warm-up calls (see ``WARMUP_FRACTION``).
 
     Parameters
     ----------
@@ -92,6 +101,9 @@ def measure(fn, repeat, budget):
         ``number`` of calls per sample.
     """
     fn()  # warm-up: JIT compilation is never timed
+    start = time.perf_counter()
+    while time.perf_counter() - start < WARMUP_FRACTION * budget:
+        fn()
     start = time.perf_counter()
     fn()
     first = time.perf_counter() - start
@@ -467,7 +479,8 @@ def _header(meta):
         f"CPU: {meta['cpu']} | threads: {meta['threads']} (numba, torch), "
         f"BLAS: {meta['blas_threads']}",
         f"median of up to {meta['repeat']} samples per measurement "
-        f"({meta['budget_s']:g} s budget), after one warm-up call",
+        f"({meta['budget_s']:g} s budget), after warm-up calls for "
+        f"{WARMUP_FRACTION * meta['budget_s']:g} s",
         _load_line(meta),
         "'x impl' = impl's median time / fastconv's: > 1 means fastconv is faster.",
         "reference = fastconv.reference (computes in float64 whatever the input dtype), "
