@@ -40,7 +40,7 @@ _BLOCK = 8
 
 #: The forward prefetches the input rows of the output row this many rows
 #: ahead: float64 inputs read from DRAM then ran 1.3-2x faster (float32
-#: ones 0.97-1.03x; 1 to 4 rows ahead all measured alike) ...
+#: ones 0.97-1.5x; 1 to 4 rows ahead all measured alike) ...
 _PREFETCH_ROWS = 2
 
 #: ... but inputs that stay in cache up to 12% slower, so inputs of at most
