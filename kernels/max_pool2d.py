@@ -20,9 +20,9 @@ the scalar loop over windows it replaced):
   into the ``prange`` body (:func:`~fastconv.kernels._jit.inline_pool_helper`),
   LLVM vectorises without runtime alias checks.
 * Inputs larger than half the L3 cache are read from DRAM, where the
-  hardware prefetcher alone left the f64 3x3 s2 forward at 11-18 GB/s: each
-  output row first prefetches the input rows of the row ``_PREFETCH_ROWS``
-  ahead.
+  hardware prefetcher alone left the f64 3x3 s2 forward at 11-18 GB/s: for
+  windows of several rows of at most 2 KiB, each output row first
+  prefetches the input rows of the row ``_PREFETCH_ROWS`` ahead.
 * After the vector loop, the last ``block`` windows of a row are computed
   once more instead of a scalar remainder (rewriting a window is idempotent).
   ``block`` is passed in at run time: as a literal, LLVM would fully unroll
@@ -44,8 +44,13 @@ _BLOCK = 8
 _PREFETCH_ROWS = 2
 
 #: ... but inputs that stay in cache up to 12% slower, so inputs of at most
-#: this size (half the 32 MiB L3 here) are not prefetched.
+#: this size (half the 32 MiB L3 here) are not prefetched ...
 _PREFETCH_MIN_BYTES = 16 << 20
+
+#: ... and neither are rows longer than this, nor windows of one row (1-D
+#: pooling): the hardware prefetcher follows long runs of one row, and
+#: prefetching them too ran 0.85-0.92x (1.01x at 3.5 KiB rows).
+_PREFETCH_MAX_ROW_BYTES = 2048
 
 
 @serial_pool_helper
@@ -364,7 +369,9 @@ def max_pool2d_forward(x, out, indices, kh, kw, sh, sw, ph, pw, dh, dw):
     special = sw == 2 and dw == 1 and kh == kw and kw in (2, 3)
     H = x.shape[2]
     pf_off = ((_PREFETCH_ROWS - 1) * sh - ph + (kh - 1) * dh + 1) * W  # row p + ahead's last sh rows
-    pf_len = -(-min(sh, H) * W * x.itemsize // 64) if x.nbytes > _PREFETCH_MIN_BYTES else 0
+    prefetching = (x.nbytes > _PREFETCH_MIN_BYTES and kh > 1
+                   and W * x.itemsize <= _PREFETCH_MAX_ROW_BYTES)
+    pf_len = -(-min(sh, H) * W * x.itemsize // 64) if prefetching else 0
     _forward(x, out, indices, kh, kw, sh, sw, ph, pw, dh, dw, q_lo, q_hi, special, _BLOCK,
              sh * W, pf_off, pf_len)
 

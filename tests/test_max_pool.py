@@ -124,8 +124,9 @@ _POOL_KERNELS = importlib.import_module("fastconv.kernels.max_pool2d")
 @given(case=pool_cases(spatial=2), seed=st.integers(0, 2**16),
        style=st.sampled_from(["uniform", "ties", "special"]))
 def test_max_pool2d_with_prefetching_matches_reference(case, seed, style):
-    # inputs above _PREFETCH_MIN_BYTES prefetch rows ahead (also past the
-    # plane's and the array's ends): a hint that must not change any result
+    # inputs above _PREFETCH_MIN_BYTES (with windows of several short rows)
+    # prefetch rows ahead, also past the plane's and the array's ends: a
+    # hint that must not change any result
     with mock.patch.object(_POOL_KERNELS, "_PREFETCH_MIN_BYTES", -1):
         _run(case, pool_input(case.x_shape, case.dtype, seed, style), 2)
 
