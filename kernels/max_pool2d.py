@@ -43,8 +43,8 @@ _BLOCK = 8
 #: ones 0.97-1.5x; 1 to 4 rows ahead all measured alike) ...
 _PREFETCH_ROWS = 2
 
-#: ... but inputs that stay in cache up to 12% slower, so inputs of at most
-#: this size (half the 32 MiB L3 here) are not prefetched ...
+#: ... but inputs that stay in cache gain nothing (0.95-1.03x), so inputs of
+#: at most this size (half the 32 MiB L3 here) are not prefetched ...
 _PREFETCH_MIN_BYTES = 16 << 20
 
 #: ... and neither are rows longer than this, nor windows of one row (1-D
