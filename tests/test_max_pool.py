@@ -133,8 +133,10 @@ def test_max_pool2d_with_prefetching_matches_reference(case, seed, style):
 
 @pytest.mark.parametrize("kwargs", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1}])
 def test_max_pool2d_of_an_input_larger_than_the_prefetch_threshold(kwargs):
-    x = np.random.default_rng(1).standard_normal((2, 3, 600, 600))
+    # float64 rows of 1600 bytes: short enough to be prefetched
+    x = np.random.default_rng(1).standard_normal((4, 8, 400, 200))
     assert x.nbytes > _POOL_KERNELS._PREFETCH_MIN_BYTES
+    assert x.shape[3] * x.itemsize <= _POOL_KERNELS._PREFETCH_MAX_ROW_BYTES
     out, idx = fastconv.max_pool2d(x, **kwargs)
     rout, ridx = ref.max_pool2d(x, **kwargs)
     np.testing.assert_array_equal(idx, ridx)
