@@ -2,12 +2,14 @@
 
 :func:`dy_times_taps` multiplies rows of the packed output gradient by rows
 of packed input ("taps"), reducing over the contiguous pixel axis in blocks of
-4 output channels x 4 taps; :func:`row_times_taps` handles leftover channels.
+4 output channels x 4 taps (:func:`._microkernels.dot_block_4x4`);
+:func:`row_times_taps` handles leftover channels.
 """
 
 import numpy as np
 
 from ._jit import CalledByAddress, call_compiled, serial_helper
+from ._microkernels import dot_block_4x4
 
 
 @serial_helper
@@ -100,8 +102,8 @@ def dy_times_taps(dyb, kr0, t0, buf, xr0, xo0, xrow, off, T, Kg, i0, i1, i1_real
 
     For ``k < Kg`` and ``i0 <= i < i1``: tap ``i``'s row of patches is a
     slice of ``buf`` row ``xr0 + xrow[i]`` (a packed buffer, or the input
-    itself when no packing is needed).  Blocks of 4 channels x 4 taps keep
-    16 accumulators, each reduced over the contiguous pixel axis; the last
+    itself when no packing is needed).  Blocks of 4 channels x 4 taps are
+    :func:`._microkernels.dot_block_4x4`'s 16 dot products; the last
     ``Kg % 4`` channels go through :func:`row_times_taps` (cheaper than
     padding the channels to a multiple of 4).
 
@@ -129,78 +131,22 @@ def dy_times_taps(dyb, kr0, t0, buf, xr0, xo0, xrow, off, T, Kg, i0, i1, i1_real
     rows_fn : int
         ``ROW_TIMES_TAPS.address(dtype)`` if ``Kg % 4``, else unused.
     """
-    zero = dyb.dtype.type(0)
     k4 = Kg - Kg % 4
+    ldy = dyb.shape[1]
+    ldx = buf.shape[1]
+    sums = np.empty(16, dtype=dyb.dtype)
     for kb in range(0, k4, 4):
-        # 1-D views: their indices are provably non-negative, so loads stay
-        # contiguous vector loads (an index like off + t gets a negative-index
-        # wraparound select, which LLVM turns into gathers).
-        y0 = dyb[kr0 + kb, t0:]
-        y1 = dyb[kr0 + kb + 1, t0:]
-        y2 = dyb[kr0 + kb + 2, t0:]
-        y3 = dyb[kr0 + kb + 3, t0:]
+        y0 = (kr0 + kb) * ldy + t0
+        ys = (y0, y0 + ldy, y0 + 2 * ldy, y0 + 3 * ldy)
         for i in range(i0, i1, 4):
-            v0 = buf[xr0 + xrow[i], xo0 + off[i]:]
-            v1 = buf[xr0 + xrow[i + 1], xo0 + off[i + 1]:]
-            v2 = buf[xr0 + xrow[i + 2], xo0 + off[i + 2]:]
-            v3 = buf[xr0 + xrow[i + 3], xo0 + off[i + 3]:]
-            a00 = zero
-            a01 = zero
-            a02 = zero
-            a03 = zero
-            a10 = zero
-            a11 = zero
-            a12 = zero
-            a13 = zero
-            a20 = zero
-            a21 = zero
-            a22 = zero
-            a23 = zero
-            a30 = zero
-            a31 = zero
-            a32 = zero
-            a33 = zero
-            for t in range(T):
-                d0 = y0[t]
-                d1 = y1[t]
-                d2 = y2[t]
-                d3 = y3[t]
-                x0 = v0[t]
-                x1 = v1[t]
-                x2 = v2[t]
-                x3 = v3[t]
-                a00 += d0 * x0
-                a01 += d0 * x1
-                a02 += d0 * x2
-                a03 += d0 * x3
-                a10 += d1 * x0
-                a11 += d1 * x1
-                a12 += d1 * x2
-                a13 += d1 * x3
-                a20 += d2 * x0
-                a21 += d2 * x1
-                a22 += d2 * x2
-                a23 += d2 * x3
-                a30 += d3 * x0
-                a31 += d3 * x1
-                a32 += d3 * x2
-                a33 += d3 * x3
-            acc[kb, i] += a00
-            acc[kb, i + 1] += a01
-            acc[kb, i + 2] += a02
-            acc[kb, i + 3] += a03
-            acc[kb + 1, i] += a10
-            acc[kb + 1, i + 1] += a11
-            acc[kb + 1, i + 2] += a12
-            acc[kb + 1, i + 3] += a13
-            acc[kb + 2, i] += a20
-            acc[kb + 2, i + 1] += a21
-            acc[kb + 2, i + 2] += a22
-            acc[kb + 2, i + 3] += a23
-            acc[kb + 3, i] += a30
-            acc[kb + 3, i + 1] += a31
-            acc[kb + 3, i + 2] += a32
-            acc[kb + 3, i + 3] += a33
+            xs = ((xr0 + xrow[i]) * ldx + xo0 + off[i],
+                  (xr0 + xrow[i + 1]) * ldx + xo0 + off[i + 1],
+                  (xr0 + xrow[i + 2]) * ldx + xo0 + off[i + 2],
+                  (xr0 + xrow[i + 3]) * ldx + xo0 + off[i + 3])
+            dot_block_4x4(dyb, ys, buf, xs, T, sums)
+            for r in range(4):
+                for s in range(4):
+                    acc[kb + r, i + s] += sums[4 * r + s]
     for k in range(k4, Kg):
         call_compiled(rows_fn, row_times_taps, (dyb[kr0 + k, t0:], buf, xr0, xo0, xrow, off, T,
                                                 i0, i1_real, acc[k]))

@@ -55,82 +55,113 @@ def _lane_sums(builder, vectors, lanes):
     return vectors
 
 
-def _is_matrix(t, dtype=None):
-    return (isinstance(t, numba.types.Array) and t.ndim == 2 and t.layout == "C"
+def _is_float_array(t, dtype=None):
+    return (isinstance(t, numba.types.Array) and t.layout == "C"
             and isinstance(t.dtype, numba.types.Float) and (dtype is None or t.dtype == dtype))
 
 
-@intrinsic
-def dot_block_4x4(typingctx, wmat, k, panel, t0, t1, t2, t3, L, sums):
-    """``sums[4*r + s] = sum over i < L of wmat[k + r, i] * panel[t_s, i]``, for r, s < 4.
+def _is_four_ints(t):
+    return (isinstance(t, numba.types.UniTuple) and t.count == 4
+            and isinstance(t.dtype, numba.types.Integer))
 
-    For use inside kernels.  ``wmat`` and ``panel`` are C-contiguous 2-D
-    arrays and ``sums`` a 1-D array of at least 16 elements, all of one
-    float dtype.  ``L`` must be a positive multiple of the vector width
-    (16 float32 or 8 float64 elements; :data:`._tiling.VECTOR_PAD` pads the
-    reduction to it) and rows ``k .. k+3`` and ``t0 .. t3`` must exist:
-    nothing is checked.  Each product is one fused multiply-add; the lanes
-    are summed in a fixed order, so results do not depend on the thread count.
+
+@intrinsic
+def dot_block_4x4(typingctx, a, a_rows, b, b_rows, L, sums):
+    """``sums[4*r + s] = sum over i < L of a.flat[a_rows[r] + i] * b.flat[b_rows[s] + i]``.
+
+    For use inside kernels: the 4 x 4 dot products of 4 runs of ``a`` with 4
+    runs of ``b``, each run ``L`` contiguous elements from a flat offset.
+    ``a``, ``b`` (any number of dimensions) and the 1-D ``sums`` (at least 16
+    elements) are C-contiguous arrays of one float dtype; ``a_rows`` and
+    ``b_rows`` are 4-tuples of ints.  Nothing is checked: the runs must lie
+    inside the arrays.  Runs vector by vector (16 float32 or 8 float64
+    elements), then element by element over the last ``L % lanes``; each
+    product is one fused multiply-add and the lanes are summed in a fixed
+    order, so results do not depend on the thread count.
     """
-    if not (_is_matrix(wmat) and _is_matrix(panel, wmat.dtype)
-            and isinstance(sums, numba.types.Array) and sums.dtype == wmat.dtype
-            and sums.ndim == 1 and sums.layout == "C"):
-        return None
-    ints = (k, t0, t1, t2, t3, L)
-    if not all(isinstance(i, numba.types.Integer) for i in ints):
+    if not (_is_float_array(a) and _is_float_array(b, a.dtype) and _is_float_array(sums, a.dtype)
+            and sums.ndim == 1 and _is_four_ints(a_rows) and _is_four_ints(b_rows)
+            and isinstance(L, numba.types.Integer)):
         return None
 
     def codegen(context, builder, signature, args):
-        wty, _, pty, _, _, _, _, _, sty = signature.args
+        aty, arows_ty, bty, brows_ty, lty, sty = signature.args
         i64 = llvmir.IntType(64)
-        k_, t0_, t1_, t2_, t3_, L_ = (context.cast(builder, args[j], signature.args[j],
-                                                   numba.types.int64) for j in (1, 3, 4, 5, 6, 7))
-        w = context.make_array(wty)(context, builder, args[0])
-        p = context.make_array(pty)(context, builder, args[2])
-        out = context.make_array(sty)(context, builder, args[8])
-        scalar = context.get_value_type(wty.dtype)
-        lanes = VECTOR_BYTES // (wty.dtype.bitwidth // 8)
+
+        def offsets(tup, ty):
+            return [context.cast(builder, builder.extract_value(tup, j), ty.dtype,
+                                 numba.types.int64) for j in range(4)]
+
+        L_ = context.cast(builder, args[4], lty, numba.types.int64)
+        a_data = context.make_array(aty)(context, builder, args[0]).data
+        b_data = context.make_array(bty)(context, builder, args[2]).data
+        out = context.make_array(sty)(context, builder, args[5]).data
+        arows = [builder.gep(a_data, [o]) for o in offsets(args[1], arows_ty)]
+        brows = [builder.gep(b_data, [o]) for o in offsets(args[3], brows_ty)]
+        scalar = context.get_value_type(aty.dtype)
+        bits = aty.dtype.bitwidth
+        lanes = VECTOR_BYTES * 8 // bits
         vector = llvmir.VectorType(scalar, lanes)
-        ldw = builder.extract_value(w.shape, 1)
-        ldp = builder.extract_value(p.shape, 1)
-        wrows = [builder.gep(w.data, [builder.mul(builder.add(k_, i64(r)), ldw)]) for r in range(4)]
-        prows = [builder.gep(p.data, [builder.mul(t, ldp)]) for t in (t0_, t1_, t2_, t3_)]
         fma = cgutils.get_or_insert_function(
-            builder.module, llvmir.FunctionType(vector, [vector] * 3),
-            f"llvm.fma.v{lanes}f{wty.dtype.bitwidth}")
-        zero = llvmir.Constant(vector, None)
+            builder.module, llvmir.FunctionType(vector, [vector] * 3), f"llvm.fma.v{lanes}f{bits}")
+        fma1 = cgutils.get_or_insert_function(
+            builder.module, llvmir.FunctionType(scalar, [scalar] * 3), f"llvm.fma.f{bits}")
+        vzero = llvmir.Constant(vector, None)
+        full = builder.sub(L_, builder.srem(L_, i64(lanes)))
 
-        entry = builder.block
-        loop = builder.append_basic_block("dot_block.loop")
-        done = builder.append_basic_block("dot_block.done")
-        builder.branch(loop)
-        builder.position_at_end(loop)
-        i = builder.phi(i64)
-        acc = [builder.phi(vector) for _ in range(16)]
+        def loop(name, stop, start, init, step):
+            """A counted loop ``start <= i < stop`` carrying 16 accumulators; their final values."""
+            head = builder.block
+            body = builder.append_basic_block(f"dot_block.{name}")
+            after = builder.append_basic_block(f"dot_block.{name}.end")
+            builder.cbranch(builder.icmp_signed("<", start, stop), body, after)
+            builder.position_at_end(body)
+            i = builder.phi(i64)
+            acc = [builder.phi(v.type) for v in init]
+            new, width = step(i, acc)
+            i_next = builder.add(i, i64(width))
+            i.add_incoming(start, head)
+            i.add_incoming(i_next, body)
+            for phi, v0, v1 in zip(acc, init, new):
+                phi.add_incoming(v0, head)
+                phi.add_incoming(v1, body)
+            builder.cbranch(builder.icmp_signed("<", i_next, stop), body, after)
+            builder.position_at_end(after)
+            final = []
+            for v0, v1 in zip(init, new):
+                phi = builder.phi(v0.type)
+                phi.add_incoming(v0, head)
+                phi.add_incoming(v1, body)
+                final.append(phi)
+            return final
 
-        def load(row):
-            return builder.load(builder.bitcast(builder.gep(row, [i]), vector.as_pointer()),
-                                align=wty.dtype.bitwidth // 8)
+        def vector_step(i, acc):
+            def load(row):
+                return builder.load(builder.bitcast(builder.gep(row, [i]), vector.as_pointer()),
+                                    align=bits // 8)
+            av = [load(row) for row in arows]
+            bv = [load(row) for row in brows]
+            return [builder.call(fma, [av[r], bv[s], acc[4 * r + s]])
+                    for r in range(4) for s in range(4)], lanes
 
-        wv = [load(row) for row in wrows]
-        pv = [load(row) for row in prows]
-        new = [builder.call(fma, [wv[r], pv[s], acc[4 * r + s]]) for r in range(4) for s in range(4)]
-        i_next = builder.add(i, i64(lanes))
-        i.add_incoming(i64(0), entry)
-        i.add_incoming(i_next, loop)
-        for a, n in zip(acc, new):
-            a.add_incoming(zero, entry)
-            a.add_incoming(n, loop)
-        builder.cbranch(builder.icmp_signed("<", i_next, L_), loop, done)
+        def scalar_step(i, acc):
+            av = [builder.load(builder.gep(row, [i])) for row in arows]
+            bv = [builder.load(builder.gep(row, [i])) for row in brows]
+            return [builder.call(fma1, [av[r], bv[s], acc[4 * r + s]])
+                    for r in range(4) for s in range(4)], 1
 
-        builder.position_at_end(done)
-        for j, v in enumerate(_lane_sums(builder, new, lanes)):
-            dest = builder.gep(out.data, [i64(j * lanes)])
-            builder.store(v, builder.bitcast(dest, vector.as_pointer()),
-                          align=wty.dtype.bitwidth // 8)
+        vsums = loop("vector", full, i64(0), [vzero] * 16, vector_step)
+        for j, v in enumerate(_lane_sums(builder, vsums, lanes)):
+            dest = builder.gep(out, [i64(j * lanes)])
+            builder.store(v, builder.bitcast(dest, vector.as_pointer()), align=bits // 8)
+        tails = loop("tail", L_, full, [llvmir.Constant(scalar, 0.0)] * 16, scalar_step)
+        with builder.if_then(builder.icmp_signed("<", full, L_)):
+            for j, t in enumerate(tails):
+                dest = builder.gep(out, [i64(j)])
+                builder.store(builder.fadd(builder.load(dest), t), dest)
         return context.get_dummy_value()
 
-    return numba.types.void(wmat, k, panel, t0, t1, t2, t3, L, sums), codegen
+    return numba.types.void(a, a_rows, b, b_rows, L, sums), codegen
 
 
 @noalias_helper
@@ -170,7 +201,8 @@ def weights_times_panel(wmat, k0, Kg, panel, T, L, bias, out3, n, dest):
                 t1 = min(tb + 1, last_t)
                 t2 = min(tb + 2, last_t)
                 t3 = min(tb + 3, last_t)
-                dot_block_4x4(wmat, k, panel, t0, t1, t2, t3, L, c)
+                dot_block_4x4(wmat, (k * L, (k + 1) * L, (k + 2) * L, (k + 3) * L),
+                              panel, (t0 * L, t1 * L, t2 * L, t3 * L), L, c)
                 out3[n, k, dest[t0]] = c[0] + bias[k]
                 out3[n, k, dest[t1]] = c[1] + bias[k]
                 out3[n, k, dest[t2]] = c[2] + bias[k]

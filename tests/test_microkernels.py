@@ -10,33 +10,37 @@ _MK = importlib.import_module("fastconv.kernels._microkernels")
 
 
 @numba.njit
-def _block(wmat, k, panel, t, L, sums):
-    _MK.dot_block_4x4(wmat, k, panel, t[0], t[1], t[2], t[3], L, sums)
+def _block(a, a_rows, b, b_rows, L, sums):
+    _MK.dot_block_4x4(a, (a_rows[0], a_rows[1], a_rows[2], a_rows[3]),
+                      b, (b_rows[0], b_rows[1], b_rows[2], b_rows[3]), L, sums)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("L", [16, 48, 576])
-def test_dot_block_4x4_sums_each_row_pair(dtype, L):
+@pytest.mark.parametrize("L", [0, 1, 7, 16, 45, 48, 576])
+def test_dot_block_4x4_sums_products_of_runs(dtype, L):
     rng = np.random.default_rng(L)
-    wmat = rng.standard_normal((7, L + 16)).astype(dtype)  # rows longer than L: only L summed
-    panel = rng.standard_normal((6, L + 16)).astype(dtype)
-    rows = np.array([5, 0, 3, 3])  # any rows, repeats allowed
+    a = rng.standard_normal((7, L + 21)).astype(dtype)
+    b = rng.standard_normal((3, 2, L + 9)).astype(dtype)  # any ndim: runs are flat
+    a_rows = np.array([5 * a.shape[1] + 3, 0, 2 * a.shape[1] + 20, 2 * a.shape[1] + 20])
+    b_rows = np.array([b[0, 0].size * 5, 1, b[0, 0].size, 8])  # runs may overlap
     sums = np.full(20, np.nan, dtype)
-    _block(wmat, 2, panel, rows, L, sums)
-    want = wmat[2:6, :L].astype(np.float64) @ panel[rows, :L].astype(np.float64).T
+    _block(a, a_rows, b, b_rows, L, sums)
+    fa = a.ravel().astype(np.float64)
+    fb = b.ravel().astype(np.float64)
+    want = np.array([[fa[i:i + L] @ fb[j:j + L] for j in b_rows] for i in a_rows])
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(sums[:16].reshape(4, 4), want, rtol=tol, atol=tol * np.sqrt(L))
     assert np.isnan(sums[16:]).all()  # writes exactly 16 sums
 
 
-def test_dot_block_4x4_propagates_nan_and_inf():
-    L = 32
-    wmat = np.ones((4, L), np.float32)
-    panel = np.ones((4, L), np.float32)
-    panel[1, 7] = np.nan
-    panel[2, 31] = np.inf
+@pytest.mark.parametrize("L", [32, 35])
+def test_dot_block_4x4_propagates_nan_and_inf(L):
+    a = np.ones((4, L), np.float32)
+    b = np.ones((4, L), np.float32)
+    b[1, 7] = np.nan
+    b[2, L - 1] = np.inf  # in the scalar tail when L = 35
     sums = np.empty(16, np.float32)
-    _block(wmat, 0, panel, np.arange(4), L, sums)
+    _block(a, np.arange(4) * L, b, np.arange(4) * L, L, sums)
     got = sums.reshape(4, 4)
     assert (got[:, 0] == L).all() and np.isnan(got[:, 1]).all()
     assert np.isposinf(got[:, 2]).all() and (got[:, 3] == L).all()
