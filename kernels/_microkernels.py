@@ -184,79 +184,34 @@ def weights_times_panel(wmat, k0, Kg, panel, T, L, bias, out3, n, dest):
         Flat output position of each tile pixel (the input gradient of a
         strided convolution writes one stride phase at a time).
 
-    Blocks of 4 channels x 4 pixels keep 16 accumulators.  With fewer than 4
-    channels, blocks of 1 channel x 8 pixels keep 8.  A block that would run
-    past the last pixel or channel is clamped onto it: it recomputes and
-    rewrites the same values instead of needing a separate remainder loop
-    (which would add compile time, not speed).
+    Blocks of 4 channels x 4 pixels (:func:`dot_block_4x4`).  A block that
+    would run past the last pixel or channel is clamped onto it: it
+    recomputes and rewrites the same values instead of needing a separate
+    remainder loop (which would add compile time, not speed).  With fewer
+    than 4 channels (only when tests force this engine) the last channel
+    repeats.
     """
-    zero = panel.dtype.type(0)
+    last_k = Kg - 1
     last_t = T - 1
-    if Kg >= 4:
-        c = np.empty(16, dtype=panel.dtype)
-        for kb in range(0, Kg, 4):
-            k = k0 + min(kb, Kg - 4)
-            for tb in range(0, T, 4):
-                t0 = min(tb, last_t)
-                t1 = min(tb + 1, last_t)
-                t2 = min(tb + 2, last_t)
-                t3 = min(tb + 3, last_t)
-                dot_block_4x4(wmat, (k * L, (k + 1) * L, (k + 2) * L, (k + 3) * L),
-                              panel, (t0 * L, t1 * L, t2 * L, t3 * L), L, c)
-                out3[n, k, dest[t0]] = c[0] + bias[k]
-                out3[n, k, dest[t1]] = c[1] + bias[k]
-                out3[n, k, dest[t2]] = c[2] + bias[k]
-                out3[n, k, dest[t3]] = c[3] + bias[k]
-                out3[n, k + 1, dest[t0]] = c[4] + bias[k + 1]
-                out3[n, k + 1, dest[t1]] = c[5] + bias[k + 1]
-                out3[n, k + 1, dest[t2]] = c[6] + bias[k + 1]
-                out3[n, k + 1, dest[t3]] = c[7] + bias[k + 1]
-                out3[n, k + 2, dest[t0]] = c[8] + bias[k + 2]
-                out3[n, k + 2, dest[t1]] = c[9] + bias[k + 2]
-                out3[n, k + 2, dest[t2]] = c[10] + bias[k + 2]
-                out3[n, k + 2, dest[t3]] = c[11] + bias[k + 2]
-                out3[n, k + 3, dest[t0]] = c[12] + bias[k + 3]
-                out3[n, k + 3, dest[t1]] = c[13] + bias[k + 3]
-                out3[n, k + 3, dest[t2]] = c[14] + bias[k + 3]
-                out3[n, k + 3, dest[t3]] = c[15] + bias[k + 3]
-    else:
-        # pixel blocks outside channels: a block's 8 panel rows stay in L1 for all Kg channels
-        for tb in range(0, T, 8):
-            for k in range(k0, k0 + Kg):
-                t0 = min(tb, last_t)
-                t1 = min(tb + 1, last_t)
-                t2 = min(tb + 2, last_t)
-                t3 = min(tb + 3, last_t)
-                t4 = min(tb + 4, last_t)
-                t5 = min(tb + 5, last_t)
-                t6 = min(tb + 6, last_t)
-                t7 = min(tb + 7, last_t)
-                b0 = zero
-                b1 = zero
-                b2 = zero
-                b3 = zero
-                b4 = zero
-                b5 = zero
-                b6 = zero
-                b7 = zero
-                for i in range(L):
-                    w0 = wmat[k, i]
-                    b0 += w0 * panel[t0, i]
-                    b1 += w0 * panel[t1, i]
-                    b2 += w0 * panel[t2, i]
-                    b3 += w0 * panel[t3, i]
-                    b4 += w0 * panel[t4, i]
-                    b5 += w0 * panel[t5, i]
-                    b6 += w0 * panel[t6, i]
-                    b7 += w0 * panel[t7, i]
-                out3[n, k, dest[t0]] = b0 + bias[k]
-                out3[n, k, dest[t1]] = b1 + bias[k]
-                out3[n, k, dest[t2]] = b2 + bias[k]
-                out3[n, k, dest[t3]] = b3 + bias[k]
-                out3[n, k, dest[t4]] = b4 + bias[k]
-                out3[n, k, dest[t5]] = b5 + bias[k]
-                out3[n, k, dest[t6]] = b6 + bias[k]
-                out3[n, k, dest[t7]] = b7 + bias[k]
+    c = np.empty(16, dtype=panel.dtype)
+    for kb in range(0, Kg, 4):
+        k = k0 + min(kb, max(Kg - 4, 0))
+        k1 = k + min(1, last_k)
+        k2 = k + min(2, last_k)
+        k3 = k + min(3, last_k)
+        for tb in range(0, T, 4):
+            t0 = min(tb, last_t)
+            t1 = min(tb + 1, last_t)
+            t2 = min(tb + 2, last_t)
+            t3 = min(tb + 3, last_t)
+            dot_block_4x4(wmat, (k * L, k1 * L, k2 * L, k3 * L),
+                          panel, (t0 * L, t1 * L, t2 * L, t3 * L), L, c)
+            for r, kr in enumerate((k, k1, k2, k3)):
+                bk = bias[kr]
+                out3[n, kr, dest[t0]] = c[4 * r] + bk
+                out3[n, kr, dest[t1]] = c[4 * r + 1] + bk
+                out3[n, kr, dest[t2]] = c[4 * r + 2] + bk
+                out3[n, kr, dest[t3]] = c[4 * r + 3] + bk
 
 
 #: How the packed engine's tasks call the micro-kernel (by address, see :mod:`._jit`).
