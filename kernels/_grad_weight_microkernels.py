@@ -2,14 +2,14 @@
 
 :func:`dy_times_taps` multiplies rows of the packed output gradient by rows
 of packed input ("taps"), reducing over the contiguous pixel axis in blocks of
-4 output channels x 4 taps (:func:`._microkernels.dot_block_4x4`);
+4 output channels x 4 taps (:func:`._blocks.dot_block_4x4`);
 :func:`row_times_taps` handles leftover channels.
 """
 
 import numpy as np
 
 from ._jit import CalledByAddress, call_compiled, serial_helper
-from ._microkernels import dot_block_4x4
+from ._blocks import dot_block_4x4
 
 
 @serial_helper
@@ -103,7 +103,7 @@ def dy_times_taps(dyb, kr0, t0, buf, xr0, xo0, xrow, off, T, Kg, i0, i1, i1_real
     For ``k < Kg`` and ``i0 <= i < i1``: tap ``i``'s row of patches is a
     slice of ``buf`` row ``xr0 + xrow[i]`` (a packed buffer, or the input
     itself when no packing is needed).  Blocks of 4 channels x 4 taps are
-    :func:`._microkernels.dot_block_4x4`'s 16 dot products; the last
+    :func:`._blocks.dot_block_4x4`'s 16 dot products; the last
     ``Kg % 4`` channels go through :func:`row_times_taps` (cheaper than
     padding the channels to a multiple of 4).
 

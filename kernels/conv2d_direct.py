@@ -12,13 +12,15 @@ engine vectorises over output pixels instead, with no packing:
   band, where ``Wz`` is the width of a phase plane: one flat, contiguous
   index for every tap.  The pixels ``q >= Q`` of that flat index are
   computed and discarded (the last ``(S-1)*dw // sw`` columns of each row).
-* The micro-kernel runs over a segment of up to :data:`SEGMENT_BYTES` of flat pixels
-  with the pixel loop innermost: 4 output channels x 4 taps per pass, 16
-  weights in registers, 4 band loads and 4 accumulator updates per 16 FMAs.
-  The accumulators are a 4-row L1-resident buffer, not registers.  So that
-  no FMA is wasted, 3 channels left (and 6, as 3 + 3) run a 3-channel
-  variant, and 1-2 channels left (depthwise convolutions, few-channel
-  outputs) a one-channel, 8-tap variant, one channel at a time.
+* The micro-kernel computes a segment of up to :data:`SEGMENT_BYTES` of
+  flat pixels in blocks of 4 output channels x 4 vectors of pixels
+  (:func:`._blocks.taps_block`): per tap, 4 band loads and 4 broadcast
+  weights feed 16 FMAs, whose accumulators stay in registers over all taps
+  and are then stored once, into a 4-row L1-resident buffer that
+  :func:`_write_back` reads.  So that no FMA is wasted, 3 channels left
+  (and 6, as 3 + 3) run 3-channel blocks, and 1-2 channels left (depthwise
+  convolutions, few-channel outputs) one-channel blocks of 8 vectors, one
+  channel at a time.
 * Unit-stride, unpadded inputs whose rows are read whole (``Wz == W``) are
   read in place when the group's output channels are a multiple of 4: no
   band at all (e.g. 1x1 stride-1 convolutions).
@@ -47,6 +49,7 @@ micro-kernel variant compiles only when a call needs it.
 
 import numpy as np
 
+from ._blocks import VECTOR_BYTES, taps_block
 from ._jit import (
     CalledByAddress,
     address_table,
@@ -58,9 +61,10 @@ from ._tasks import PLAN_NRUNS, declare_runs, run_tasks, run_tasks_serial, unuse
 from ._tiling import MIN_TASKS, band_task
 
 #: Bytes of one accumulator row of a micro-kernel segment (512 float32 or
-#: 256 float64 pixels): the 4 rows (8 KiB) and the 4 band rows a pass reads
-#: stay in L1.  With 512 float64 pixels (16 + 16 KiB) some layers ran up
-#: to 1.2x slower in some processes.
+#: 256 float64 pixels): the 4 rows (8 KiB) stay in L1 from the micro-kernel's
+#: stores to :func:`_write_back`'s loads.  (With the earlier micro-kernel,
+#: which accumulated in these rows, 512 float64 pixels (16 + 16 KiB) ran some
+#: layers up to 1.2x slower.)
 SEGMENT_BYTES = 2048
 
 #: Vector width in elements (an AVX-512 register of float32): segments are
@@ -118,185 +122,66 @@ def _gather(x1, xb, H, W, Cg, h0, sh, sw, pl, Hz, Wz, use_h, use_w, band):
                                 band[np.uint64(rb + j)] = x1[np.uint64(xr + j * sw)]
 
 
+_TAPS_4X4 = taps_block(4, 4)
+_TAPS_4X1 = taps_block(4, 1)
+_TAPS_3X4 = taps_block(3, 4)
+_TAPS_3X1 = taps_block(3, 1)
+_TAPS_1X8 = taps_block(1, 8)
+_TAPS_1X1 = taps_block(1, 1)
+
+
 @noalias_helper
 def _segment(src, st, ln, eoff, E, w1, kw, acc):
     """``acc[kk*TA + t] = sum_e w1[kw + kk*E + e] * src[eoff[e] + st + t]`` for kk < 4, t < ln.
 
-    ``TA`` is the distance of accumulator rows (:func:`_acc_row`).
+    ``TA`` is the distance of accumulator rows (:func:`_acc_row`); ``ln`` is
+    a multiple of :data:`VW`.  Blocks of 4 channels x 4 vectors of pixels
+    (:func:`._blocks.taps_block`), then 4 x 1 for the last vectors.
     """
     TA = _acc_row(acc)
-    zero = acc.dtype.type(0)
-    E4 = E - E % 4
-    if E4 == 0:
-        for t in range(ln):
-            acc[np.uint64(t)] = zero
-            acc[np.uint64(TA + t)] = zero
-            acc[np.uint64(2 * TA + t)] = zero
-            acc[np.uint64(3 * TA + t)] = zero
-    for e in range(0, E4, 4):
-        o0 = eoff[e] + st
-        o1 = eoff[e + 1] + st
-        o2 = eoff[e + 2] + st
-        o3 = eoff[e + 3] + st
-        k0 = kw + e
-        k1 = k0 + E
-        k2 = k1 + E
-        k3 = k2 + E
-        w00 = w1[k0]
-        w01 = w1[k0 + 1]
-        w02 = w1[k0 + 2]
-        w03 = w1[k0 + 3]
-        w10 = w1[k1]
-        w11 = w1[k1 + 1]
-        w12 = w1[k1 + 2]
-        w13 = w1[k1 + 3]
-        w20 = w1[k2]
-        w21 = w1[k2 + 1]
-        w22 = w1[k2 + 2]
-        w23 = w1[k2 + 3]
-        w30 = w1[k3]
-        w31 = w1[k3 + 1]
-        w32 = w1[k3 + 2]
-        w33 = w1[k3 + 3]
-        if e == 0:
-            # the first pass stores its sums: no zeroing pass (1.05-1.17x
-            # faster on the RGB stems' forward, 1.02-1.04x on 1x1 layers)
-            for t in range(ln):
-                x0 = src[np.uint64(o0 + t)]
-                x1 = src[np.uint64(o1 + t)]
-                x2 = src[np.uint64(o2 + t)]
-                x3 = src[np.uint64(o3 + t)]
-                acc[np.uint64(t)] = w00 * x0 + w01 * x1 + w02 * x2 + w03 * x3
-                acc[np.uint64(TA + t)] = w10 * x0 + w11 * x1 + w12 * x2 + w13 * x3
-                acc[np.uint64(2 * TA + t)] = w20 * x0 + w21 * x1 + w22 * x2 + w23 * x3
-                acc[np.uint64(3 * TA + t)] = w30 * x0 + w31 * x1 + w32 * x2 + w33 * x3
-        else:
-            for t in range(ln):
-                x0 = src[np.uint64(o0 + t)]
-                x1 = src[np.uint64(o1 + t)]
-                x2 = src[np.uint64(o2 + t)]
-                x3 = src[np.uint64(o3 + t)]
-                acc[np.uint64(t)] += w00 * x0 + w01 * x1 + w02 * x2 + w03 * x3
-                acc[np.uint64(TA + t)] += w10 * x0 + w11 * x1 + w12 * x2 + w13 * x3
-                acc[np.uint64(2 * TA + t)] += w20 * x0 + w21 * x1 + w22 * x2 + w23 * x3
-                acc[np.uint64(3 * TA + t)] += w30 * x0 + w31 * x1 + w32 * x2 + w33 * x3
-    for e in range(E4, E):
-        o0 = eoff[e] + st
-        w00 = w1[kw + e]
-        w10 = w1[kw + E + e]
-        w20 = w1[kw + 2 * E + e]
-        w30 = w1[kw + 3 * E + e]
-        for t in range(ln):
-            x0 = src[np.uint64(o0 + t)]
-            acc[np.uint64(t)] += w00 * x0
-            acc[np.uint64(TA + t)] += w10 * x0
-            acc[np.uint64(2 * TA + t)] += w20 * x0
-            acc[np.uint64(3 * TA + t)] += w30 * x0
+    lanes = VECTOR_BYTES // acc.itemsize
+    t = 0
+    while t + 4 * lanes <= ln:
+        _TAPS_4X4(src, st + t, eoff, E, w1, kw, acc, t, TA)
+        t += 4 * lanes
+    while t < ln:
+        _TAPS_4X1(src, st + t, eoff, E, w1, kw, acc, t, TA)
+        t += lanes
 
 
 @noalias_helper
 def _segment3(src, st, ln, eoff, E, w1, kw, acc):
     """Three channels: :func:`_segment` without its fourth row.
 
-    For 3 or 6 output channels (RGB input gradients, LeNet): a 4-channel pass
-    with a repeated row ran 1.2x (float64) to 1.5x (float32) slower.  It keeps
-    a zeroing pass rather than a second copy of its first pass: its callers
-    have long reductions (64 channels x taps), where that pass costs little,
-    and each loop adds compile time.
+    For 3 or 6 output channels (RGB input gradients, LeNet): a 4-channel
+    block with a repeated row would waste a quarter of its FMAs.
     """
     TA = _acc_row(acc)
-    zero = acc.dtype.type(0)
-    for t in range(ln):
-        acc[np.uint64(t)] = zero
-        acc[np.uint64(TA + t)] = zero
-        acc[np.uint64(2 * TA + t)] = zero
-    E4 = E - E % 4
-    for e in range(0, E4, 4):
-        o0 = eoff[e] + st
-        o1 = eoff[e + 1] + st
-        o2 = eoff[e + 2] + st
-        o3 = eoff[e + 3] + st
-        k0 = kw + e
-        k1 = k0 + E
-        k2 = k1 + E
-        w00 = w1[k0]
-        w01 = w1[k0 + 1]
-        w02 = w1[k0 + 2]
-        w03 = w1[k0 + 3]
-        w10 = w1[k1]
-        w11 = w1[k1 + 1]
-        w12 = w1[k1 + 2]
-        w13 = w1[k1 + 3]
-        w20 = w1[k2]
-        w21 = w1[k2 + 1]
-        w22 = w1[k2 + 2]
-        w23 = w1[k2 + 3]
-        for t in range(ln):
-            x0 = src[np.uint64(o0 + t)]
-            x1 = src[np.uint64(o1 + t)]
-            x2 = src[np.uint64(o2 + t)]
-            x3 = src[np.uint64(o3 + t)]
-            acc[np.uint64(t)] += w00 * x0 + w01 * x1 + w02 * x2 + w03 * x3
-            acc[np.uint64(TA + t)] += w10 * x0 + w11 * x1 + w12 * x2 + w13 * x3
-            acc[np.uint64(2 * TA + t)] += w20 * x0 + w21 * x1 + w22 * x2 + w23 * x3
-    for e in range(E4, E):
-        o0 = eoff[e] + st
-        w00 = w1[kw + e]
-        w10 = w1[kw + E + e]
-        w20 = w1[kw + 2 * E + e]
-        for t in range(ln):
-            x0 = src[np.uint64(o0 + t)]
-            acc[np.uint64(t)] += w00 * x0
-            acc[np.uint64(TA + t)] += w10 * x0
-            acc[np.uint64(2 * TA + t)] += w20 * x0
+    lanes = VECTOR_BYTES // acc.itemsize
+    t = 0
+    while t + 4 * lanes <= ln:
+        _TAPS_3X4(src, st + t, eoff, E, w1, kw, acc, t, TA)
+        t += 4 * lanes
+    while t < ln:
+        _TAPS_3X1(src, st + t, eoff, E, w1, kw, acc, t, TA)
+        t += lanes
 
 
 @noalias_helper
 def _segment1(src, st, ln, eoff, E, w1, kw, acc, a0):
     """One channel: ``acc[a0 + t] = sum_e w1[kw + e] * src[eoff[e] + st + t]`` for t < ln.
 
-    8 taps per pass: 8 loads, one accumulator load and store per 8 FMAs.
+    Blocks of 8 vectors of pixels (8 accumulators hide the FMA latency),
+    then single vectors.
     """
-    zero = acc.dtype.type(0)
-    E8 = E - E % 8
-    # the taps left over from passes of 8 go first, the first of them storing
-    # its products (no separate zeroing pass)
-    if E8 == E:
-        for t in range(ln):
-            acc[np.uint64(a0 + t)] = zero
-    else:
-        o0 = eoff[E8] + st
-        w0 = w1[kw + E8]
-        for t in range(ln):
-            acc[np.uint64(a0 + t)] = w0 * src[np.uint64(o0 + t)]
-    for e in range(E8 + 1, E):
-        o0 = eoff[e] + st
-        w0 = w1[kw + e]
-        for t in range(ln):
-            acc[np.uint64(a0 + t)] += w0 * src[np.uint64(o0 + t)]
-    for e in range(0, E8, 8):
-        o0 = eoff[e] + st
-        o1 = eoff[e + 1] + st
-        o2 = eoff[e + 2] + st
-        o3 = eoff[e + 3] + st
-        o4 = eoff[e + 4] + st
-        o5 = eoff[e + 5] + st
-        o6 = eoff[e + 6] + st
-        o7 = eoff[e + 7] + st
-        w0 = w1[kw + e]
-        w1_ = w1[kw + e + 1]
-        w2 = w1[kw + e + 2]
-        w3 = w1[kw + e + 3]
-        w4 = w1[kw + e + 4]
-        w5 = w1[kw + e + 5]
-        w6 = w1[kw + e + 6]
-        w7 = w1[kw + e + 7]
-        for t in range(ln):
-            acc[np.uint64(a0 + t)] += (
-                (w0 * src[np.uint64(o0 + t)] + w1_ * src[np.uint64(o1 + t)])
-                + (w2 * src[np.uint64(o2 + t)] + w3 * src[np.uint64(o3 + t)])
-                + ((w4 * src[np.uint64(o4 + t)] + w5 * src[np.uint64(o5 + t)])
-                   + (w6 * src[np.uint64(o6 + t)] + w7 * src[np.uint64(o7 + t)])))
+    lanes = VECTOR_BYTES // acc.itemsize
+    t = 0
+    while t + 8 * lanes <= ln:
+        _TAPS_1X8(src, st + t, eoff, E, w1, kw, acc, a0 + t, 0)
+        t += 8 * lanes
+    while t < ln:
+        _TAPS_1X1(src, st + t, eoff, E, w1, kw, acc, a0 + t, 0)
+        t += lanes
 
 
 @noalias_helper

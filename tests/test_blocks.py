@@ -1,4 +1,4 @@
-"""The packed engine's LLVM-IR micro-kernel, against NumPy."""
+"""The register blocks written in LLVM IR (``kernels/_blocks.py``), against NumPy."""
 
 import importlib
 
@@ -6,7 +6,7 @@ import numba
 import numpy as np
 import pytest
 
-_MK = importlib.import_module("fastconv.kernels._microkernels")
+_MK = importlib.import_module("fastconv.kernels._blocks")
 
 
 @numba.njit
