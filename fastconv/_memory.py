@@ -23,6 +23,11 @@ import gc
 
 import numpy as np
 
+try:  # NumPy 2 (NumPy 1.26 has numpy._core, but without this attribute loaded)
+    from numpy._core import multiarray as _multiarray
+except ImportError:  # NumPy 1.24-1.25
+    from numpy.core import multiarray as _multiarray
+
 _STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"
 
@@ -70,7 +75,7 @@ def peak_extra_bytes(fn):
         slightly negative when an output reuses pages that were resident.
     """
     libc = ctypes.CDLL(None)
-    hugepages = np._core.multiarray._set_madvise_hugepage(False)
+    hugepages = _multiarray._set_madvise_hugepage(False)
     try:
         gc.collect()
         libc.malloc_trim(0)
@@ -81,7 +86,7 @@ def peak_extra_bytes(fn):
         peak = _status_kib("VmHWM")
         return (peak - before) * 1024 - _nbytes(result)
     finally:
-        np._core.multiarray._set_madvise_hugepage(hugepages)
+        _multiarray._set_madvise_hugepage(hugepages)
 
 
 def input_bytes(case, pass_, dtype):
