@@ -25,7 +25,7 @@ from llvmlite import ir as llvmir
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-#: Bytes in one AVX-512 register: the vector width of :func:`dot_block_4x4`.
+#: Bytes in one AVX-512 register: the vector width of the blocks.
 VECTOR_BYTES = 64
 
 
@@ -69,6 +69,64 @@ def _is_four_ints(t):
             and isinstance(t.dtype, numba.types.Integer))
 
 
+_I64 = llvmir.IntType(64)
+
+
+def _vector_of(context, dtype):
+    """``(scalar, vector, lanes, align)``: the LLVM types of ``dtype`` and one AVX-512 register of it."""
+    scalar = context.get_value_type(dtype)
+    lanes = VECTOR_BYTES * 8 // dtype.bitwidth
+    return scalar, llvmir.VectorType(scalar, lanes), lanes, dtype.bitwidth // 8
+
+
+def _fma(builder, ty):
+    """The ``llvm.fma`` intrinsic for a float or float-vector type ``ty``."""
+    suffix = f"v{ty.count}" if isinstance(ty, llvmir.VectorType) else ""
+    element = ty.element if isinstance(ty, llvmir.VectorType) else ty
+    bits = 32 if isinstance(element, llvmir.FloatType) else 64
+    return cgutils.get_or_insert_function(
+        builder.module, llvmir.FunctionType(ty, [ty] * 3), f"llvm.fma.{suffix}f{bits}")
+
+
+def _load_vector(builder, ptr, vector, align):
+    return builder.load(builder.bitcast(ptr, vector.as_pointer()), align=align)
+
+
+def _store_vector(builder, value, ptr, align):
+    builder.store(value, builder.bitcast(ptr, value.type.as_pointer()), align=align)
+
+
+def _counted_loop(builder, name, start, stop, init, step):
+    """Emit ``for i in range(start, stop, width)`` carrying the values ``init``; their final values.
+
+    ``step(i, values)`` emits the body and returns ``(new_values, width)``.
+    With ``start >= stop`` the body is skipped and ``init`` comes out.
+    """
+    head = builder.block
+    body = builder.append_basic_block(name)
+    after = builder.append_basic_block(f"{name}.end")
+    builder.cbranch(builder.icmp_signed("<", start, stop), body, after)
+    builder.position_at_end(body)
+    i = builder.phi(_I64)
+    carried = [builder.phi(v.type) for v in init]
+    new, width = step(i, carried)
+    i_next = builder.add(i, _I64(width))
+    i.add_incoming(start, head)
+    i.add_incoming(i_next, body)
+    for phi, v0, v1 in zip(carried, init, new):
+        phi.add_incoming(v0, head)
+        phi.add_incoming(v1, body)
+    builder.cbranch(builder.icmp_signed("<", i_next, stop), body, after)
+    builder.position_at_end(after)
+    final = []
+    for v0, v1 in zip(init, new):
+        phi = builder.phi(v0.type)
+        phi.add_incoming(v0, head)
+        phi.add_incoming(v1, body)
+        final.append(phi)
+    return final
+
+
 @intrinsic
 def dot_block_4x4(typingctx, a, a_rows, b, b_rows, L, sums):
     """``sums[4*r + s] = sum over i < L of a.flat[a_rows[r] + i] * b.flat[b_rows[s] + i]``.
@@ -90,7 +148,6 @@ def dot_block_4x4(typingctx, a, a_rows, b, b_rows, L, sums):
 
     def codegen(context, builder, signature, args):
         aty, arows_ty, bty, brows_ty, lty, sty = signature.args
-        i64 = llvmir.IntType(64)
 
         def offsets(tup, ty):
             return [context.cast(builder, builder.extract_value(tup, j), ty.dtype,
@@ -102,49 +159,13 @@ def dot_block_4x4(typingctx, a, a_rows, b, b_rows, L, sums):
         out = context.make_array(sty)(context, builder, args[5]).data
         arows = [builder.gep(a_data, [o]) for o in offsets(args[1], arows_ty)]
         brows = [builder.gep(b_data, [o]) for o in offsets(args[3], brows_ty)]
-        scalar = context.get_value_type(aty.dtype)
-        bits = aty.dtype.bitwidth
-        lanes = VECTOR_BYTES * 8 // bits
-        vector = llvmir.VectorType(scalar, lanes)
-        fma = cgutils.get_or_insert_function(
-            builder.module, llvmir.FunctionType(vector, [vector] * 3), f"llvm.fma.v{lanes}f{bits}")
-        fma1 = cgutils.get_or_insert_function(
-            builder.module, llvmir.FunctionType(scalar, [scalar] * 3), f"llvm.fma.f{bits}")
-        vzero = llvmir.Constant(vector, None)
-        full = builder.sub(L_, builder.srem(L_, i64(lanes)))
-
-        def loop(name, stop, start, init, step):
-            """A counted loop ``start <= i < stop`` carrying 16 accumulators; their final values."""
-            head = builder.block
-            body = builder.append_basic_block(f"dot_block.{name}")
-            after = builder.append_basic_block(f"dot_block.{name}.end")
-            builder.cbranch(builder.icmp_signed("<", start, stop), body, after)
-            builder.position_at_end(body)
-            i = builder.phi(i64)
-            acc = [builder.phi(v.type) for v in init]
-            new, width = step(i, acc)
-            i_next = builder.add(i, i64(width))
-            i.add_incoming(start, head)
-            i.add_incoming(i_next, body)
-            for phi, v0, v1 in zip(acc, init, new):
-                phi.add_incoming(v0, head)
-                phi.add_incoming(v1, body)
-            builder.cbranch(builder.icmp_signed("<", i_next, stop), body, after)
-            builder.position_at_end(after)
-            final = []
-            for v0, v1 in zip(init, new):
-                phi = builder.phi(v0.type)
-                phi.add_incoming(v0, head)
-                phi.add_incoming(v1, body)
-                final.append(phi)
-            return final
+        scalar, vector, lanes, align = _vector_of(context, aty.dtype)
+        fma, fma1 = _fma(builder, vector), _fma(builder, scalar)
+        full = builder.sub(L_, builder.srem(L_, _I64(lanes)))
 
         def vector_step(i, acc):
-            def load(row):
-                return builder.load(builder.bitcast(builder.gep(row, [i]), vector.as_pointer()),
-                                    align=bits // 8)
-            av = [load(row) for row in arows]
-            bv = [load(row) for row in brows]
+            av = [_load_vector(builder, builder.gep(row, [i]), vector, align) for row in arows]
+            bv = [_load_vector(builder, builder.gep(row, [i]), vector, align) for row in brows]
             return [builder.call(fma, [av[r], bv[s], acc[4 * r + s]])
                     for r in range(4) for s in range(4)], lanes
 
@@ -154,20 +175,19 @@ def dot_block_4x4(typingctx, a, a_rows, b, b_rows, L, sums):
             return [builder.call(fma1, [av[r], bv[s], acc[4 * r + s]])
                     for r in range(4) for s in range(4)], 1
 
-        vsums = loop("vector", full, i64(0), [vzero] * 16, vector_step)
+        vsums = _counted_loop(builder, "dot_block.vector", _I64(0), full,
+                              [llvmir.Constant(vector, None)] * 16, vector_step)
         for j, v in enumerate(_lane_sums(builder, vsums, lanes)):
-            dest = builder.gep(out, [i64(j * lanes)])
-            builder.store(v, builder.bitcast(dest, vector.as_pointer()), align=bits // 8)
-        tails = loop("tail", L_, full, [llvmir.Constant(scalar, 0.0)] * 16, scalar_step)
+            _store_vector(builder, v, builder.gep(out, [_I64(j * lanes)]), align)
+        tails = _counted_loop(builder, "dot_block.tail", full, L_,
+                              [llvmir.Constant(scalar, 0.0)] * 16, scalar_step)
         with builder.if_then(builder.icmp_signed("<", full, L_)):
             for j, t in enumerate(tails):
-                dest = builder.gep(out, [i64(j)])
+                dest = builder.gep(out, [_I64(j)])
                 builder.store(builder.fadd(builder.load(dest), t), dest)
         return context.get_dummy_value()
 
     return numba.types.void(a, a_rows, b, b_rows, L, sums), codegen
-
-
 
 
 def _splat(builder, value, vector):
@@ -206,7 +226,6 @@ def taps_block(channels, vectors):
             return None
 
         def codegen(context, builder, signature, args):
-            i64 = llvmir.IntType(64)
             tys = signature.args
 
             def data(j):
@@ -217,55 +236,29 @@ def taps_block(channels, vectors):
 
             s, offs, w, out = data(0), data(2), data(4), data(6)
             base_, E_, kw_, a0_, TA_ = (int_arg(j) for j in (1, 3, 5, 7, 8))
-            scalar = context.get_value_type(tys[0].dtype)
-            bits = tys[0].dtype.bitwidth
-            lanes = VECTOR_BYTES * 8 // bits
-            vector = llvmir.VectorType(scalar, lanes)
-            fma = cgutils.get_or_insert_function(
-                builder.module, llvmir.FunctionType(vector, [vector] * 3),
-                f"llvm.fma.v{lanes}f{bits}")
-            wrows = [builder.gep(w, [builder.add(kw_, builder.mul(E_, i64(kk)))])
+            _, vector, lanes, align = _vector_of(context, tys[0].dtype)
+            fma = _fma(builder, vector)
+            wrows = [builder.gep(w, [builder.add(kw_, builder.mul(E_, _I64(kk)))])
                      for kk in range(channels)]
             sbase = builder.gep(s, [base_])
-            zero = llvmir.Constant(vector, None)
 
-            entry = builder.block
-            loop = builder.append_basic_block("taps_block.loop")
-            done = builder.append_basic_block("taps_block.done")
-            builder.cbranch(builder.icmp_signed(">", E_, i64(0)), loop, done)
-            builder.position_at_end(loop)
-            e = builder.phi(i64)
-            acc_ = [builder.phi(vector) for _ in range(channels * vectors)]
-            row = builder.gep(sbase, [builder.load(builder.gep(offs, [e]))])
-            xs = [builder.load(builder.bitcast(builder.gep(row, [i64(v * lanes)]),
-                                               vector.as_pointer()), align=bits // 8)
-                  for v in range(vectors)]
-            new = []
-            for kk in range(channels):
-                wk = _splat(builder, builder.load(builder.gep(wrows[kk], [e])), vector)
-                new += [builder.call(fma, [wk, x, acc_[kk * vectors + v]])
-                        for v, x in enumerate(xs)]
-            e_next = builder.add(e, i64(1))
-            e.add_incoming(i64(0), entry)
-            e.add_incoming(e_next, loop)
-            for phi, value in zip(acc_, new):
-                phi.add_incoming(zero, entry)
-                phi.add_incoming(value, loop)
-            builder.cbranch(builder.icmp_signed("<", e_next, E_), loop, done)
+            def tap_step(e, acc_):
+                row = builder.gep(sbase, [builder.load(builder.gep(offs, [e]))])
+                xs = [_load_vector(builder, builder.gep(row, [_I64(v * lanes)]), vector, align)
+                      for v in range(vectors)]
+                new = []
+                for kk in range(channels):
+                    wk = _splat(builder, builder.load(builder.gep(wrows[kk], [e])), vector)
+                    new += [builder.call(fma, [wk, x, acc_[kk * vectors + v]])
+                            for v, x in enumerate(xs)]
+                return new, 1
 
-            builder.position_at_end(done)
-            sums = []
-            for value in new:
-                phi = builder.phi(vector)
-                phi.add_incoming(zero, entry)
-                phi.add_incoming(value, loop)
-                sums.append(phi)
+            sums = _counted_loop(builder, "taps_block.loop", _I64(0), E_,
+                                 [llvmir.Constant(vector, None)] * (channels * vectors), tap_step)
             for kk in range(channels):
                 for v in range(vectors):
-                    at = builder.add(a0_, builder.add(builder.mul(TA_, i64(kk)), i64(v * lanes)))
-                    builder.store(sums[kk * vectors + v],
-                                  builder.bitcast(builder.gep(out, [at]), vector.as_pointer()),
-                                  align=bits // 8)
+                    at = builder.add(a0_, builder.add(builder.mul(TA_, _I64(kk)), _I64(v * lanes)))
+                    _store_vector(builder, sums[kk * vectors + v], builder.gep(out, [at]), align)
             return context.get_dummy_value()
 
         return numba.types.void(src, base, eoff, E, w1, kw, acc, a0, TA), codegen
