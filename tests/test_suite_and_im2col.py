@@ -1,6 +1,7 @@
 """The benchmark harness: its shape suite, its im2col baseline and ``fastconv bench --quick``."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -133,3 +134,42 @@ def test_measure_times_the_steady_state_after_its_warm_up():
     timing = _bench.measure(fn, repeat=7, budget=1.0)
     assert next(durations, None) is None  # all five slow calls were made
     assert timing["median_s"] < 0.01
+
+
+
+def test_busy_share_is_other_processes_cpu_time_per_core_second():
+    cores = os.cpu_count()
+    # the machine used 3 CPU-s more, this process 1 of them, over 2 s
+    assert _bench._busy_share((10.0, 5.0), (13.0, 6.0), 2.0) == pytest.approx(1.0 / cores)
+    assert _bench._busy_share((10.0, 5.0), (10.5, 6.0), 2.0) == 0.0  # clock granularity
+    assert _bench._busy_share((None, 5.0), (None, 6.0), 2.0) is None
+
+
+@pytest.mark.parametrize("shares, attempts, kept", [
+    ([0.0], 1, 0.0),
+    ([None], 1, None),  # unknown (not Linux): nothing to retry for
+    ([0.9, 0.05], 2, 0.05),
+    ([0.9, 0.3, 0.5, 0.0], 3, 0.3),  # gives up after RETRIES, keeps the least disturbed
+])
+def test_a_measurement_disturbed_by_other_processes_is_taken_again(
+        monkeypatch, shares, attempts, kept):
+    assert _bench.RETRIES == 2 and _bench.BUSY_SHARE == 0.1
+    calls = iter(shares)
+    monkeypatch.setattr(_bench, "_busy_share", lambda *args: next(calls))
+    timing = _bench.measure_undisturbed(lambda: None, repeat=3, budget=0.01)
+    assert timing["attempts"] == attempts
+    assert timing["busy"] == kept
+
+
+def test_the_table_marks_times_other_processes_disturbed():
+    case = _suite.QUICK_CONV_CASES[0]
+    records = [_bench._record(impl, "conv", case, "float32", "forward",
+                              {"median_s": 1e-3, "busy": busy, "attempts": 3 if busy else 1})
+               for impl, busy in (("fastconv", 0.4), ("im2col", 0.0))]
+    meta = {"fastconv_version": "x", "numba_version": "x", "numba_threading_layer": "omp",
+            "numpy_version": "x", "cpu": "x", "threads": 2, "blas_threads": "2",
+            "repeat": 7, "budget_s": 1.0}
+    table = _bench.format_table(records, _bench.summarise(records), meta)
+    row = next(line for line in table.splitlines() if line.startswith(case.id))
+    assert "1.00 ms!" in row and row.count("!") == 1
+    assert "1 measurements taken again" in table and "1 still were" in table
