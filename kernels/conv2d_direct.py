@@ -49,7 +49,7 @@ micro-kernel variant compiles only when a call needs it.
 
 import numpy as np
 
-from ._blocks import VECTOR_BYTES, taps_block
+from ._blocks import VECTOR_BYTES, copy_stride2, taps_block
 from ._jit import (
     CalledByAddress,
     address_table,
@@ -92,34 +92,47 @@ def _gather(x1, xb, H, W, Cg, h0, sh, sw, pl, Hz, Wz, use_h, use_w, band):
 
     ``x1`` is the flattened input and ``xb`` the offset of the group's first
     channel of the image; rows and columns outside the input are zero.  Phase
-    planes no tap reads (``use_h``/``use_w`` false) are not copied.
+    planes no tap reads (``use_h``/``use_w`` false) are not copied: only
+    their first :data:`VW` elements are zeroed, which is all that segments
+    rounded up past the previous plane's end can read.
 
-    The band is zeroed in one pass and then only in-bounds runs are copied:
-    rows are short (``Wz`` is about ``Q``), and per-row zero/copy/zero loops
-    cost more in loop overhead than the copying (measured 1.2 of 5.4 ms on
-    a stride-2 layer with 17-column phase rows).
+    A plane the input does not cover whole is zeroed in one pass and then
+    only in-bounds runs are copied: rows are short (``Wz`` is about ``Q``),
+    and per-row zero/copy/zero loops cost more in loop overhead than the
+    copying (measured 1.2 of 5.4 ms on a stride-2 layer with 17-column
+    phase rows).  Column stride 1 is a contiguous copy that LLVM vectorises;
+    stride 2 is :func:`._blocks.copy_stride2`.
     """
     zero = band.dtype.type(0)
     plane = Hz * Wz
-    for i in range(Cg * sh * sw * plane):
-        band[np.uint64(i)] = zero
     for c in range(Cg):
         for ph in range(sh):
-            if use_h[ph] != 0:
-                # rows i with 0 <= h0 + i*sh + ph < H
-                i_lo = min(max(0, -((h0 + ph) // sh)), Hz)
-                i_hi = max(min(Hz, -((h0 + ph - H) // sh)), i_lo)
-                for pw in range(sw):
-                    if use_w[pw] != 0:
-                        pb = ((c * sh + ph) * sw + pw) * plane
-                        # columns j with 0 <= j*sw + pw - pl < W
-                        j_lo = min(max(0, -((pw - pl) // sw)), Wz)
-                        j_hi = max(min(Wz, -((pw - pl - W) // sw)), j_lo)
-                        for i in range(i_lo, i_hi):
-                            rb = pb + i * Wz
-                            xr = xb + (c * H + h0 + i * sh + ph) * W + pw - pl
-                            for j in range(j_lo, j_hi):
-                                band[np.uint64(rb + j)] = x1[np.uint64(xr + j * sw)]
+            # rows i with 0 <= h0 + i*sh + ph < H
+            i_lo = min(max(0, -((h0 + ph) // sh)), Hz)
+            i_hi = max(min(Hz, -((h0 + ph - H) // sh)), i_lo)
+            for pw in range(sw):
+                pb = ((c * sh + ph) * sw + pw) * plane
+                if use_h[ph] == 0 or use_w[pw] == 0:
+                    for i in range(pb, pb + min(VW, plane)):
+                        band[np.uint64(i)] = zero
+                    continue
+                # columns j with 0 <= j*sw + pw - pl < W
+                j_lo = min(max(0, -((pw - pl) // sw)), Wz)
+                j_hi = max(min(Wz, -((pw - pl - W) // sw)), j_lo)
+                if i_lo > 0 or i_hi < Hz or j_lo > 0 or j_hi < Wz:
+                    for i in range(pb, pb + plane):
+                        band[np.uint64(i)] = zero
+                for i in range(i_lo, i_hi):
+                    rb = pb + i * Wz
+                    xr = xb + (c * H + h0 + i * sh + ph) * W + pw - pl
+                    if sw == 1:
+                        for j in range(j_lo, j_hi):
+                            band[np.uint64(rb + j)] = x1[np.uint64(xr + j)]
+                    elif sw == 2:
+                        copy_stride2(x1, xr + 2 * j_lo, band, rb + j_lo, j_hi - j_lo)
+                    else:
+                        for j in range(j_lo, j_hi):
+                            band[np.uint64(rb + j)] = x1[np.uint64(xr + j * sw)]
 
 
 _TAPS_4X4 = taps_block(4, 4)

@@ -1,6 +1,9 @@
 """The register blocks written in LLVM IR (``kernels/_blocks.py``), against NumPy."""
 
+import ctypes
 import importlib
+import mmap
+import sys
 
 import numba
 import numpy as np
@@ -76,3 +79,51 @@ def test_taps_block_sums_weighted_taps(dtype, channels, vectors, E):
         np.testing.assert_allclose(row, w[kk] @ taps, rtol=tol, atol=tol * 10)
         assert np.isnan(acc[7 + kk * TA + width:7 + (kk + 1) * TA]).all()  # nothing past the block
     assert np.isnan(acc[:7]).all()
+
+
+@numba.njit
+def _copy_stride2(src, si, dst, di, n):
+    _MK.copy_stride2(src, si, dst, di, n)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_copy_stride2_copies_every_other_element(dtype):
+    rng = np.random.default_rng(0)
+    src = rng.standard_normal(200).astype(dtype)
+    src[[3, 40]] = np.nan, np.inf  # copied bit for bit
+    for n in [0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 56, 80]:
+        for si in (0, 1, 3):
+            for di in (0, 5):
+                dst = np.full(100, -1.0, dtype)
+                _copy_stride2(src, si, dst, di, n)
+                want = np.full(100, -1.0, dtype)
+                want[di:di + n] = src[si:si + 2 * n:2]
+                np.testing.assert_array_equal(dst, want)
+
+
+def _guarded(n_items, dtype):
+    """A writable array of ``n_items`` whose last element ends a page followed by an unreadable one.
+
+    Returns the array and the mmap holding it (keep it alive).
+    """
+    page = mmap.PAGESIZE
+    buf = mmap.mmap(-1, 2 * page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.mprotect(ctypes.c_void_p(base + page), ctypes.c_size_t(page), 0) == 0  # PROT_NONE
+    first_page = np.frombuffer(buf, dtype, count=page // np.dtype(dtype).itemsize)
+    return first_page[-n_items:], buf
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs mmap and mprotect")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 5, 8, 16, 17, 24, 33])
+def test_copy_stride2_reads_nothing_past_its_last_element(dtype, n):
+    # the run ends at the array's last element, right before an unreadable
+    # page: a read past it would crash the test process
+    src, buf = _guarded(2 * n - 1, dtype)
+    src[:] = np.arange(2 * n - 1)
+    dst = np.empty(n, dtype)
+    _copy_stride2(src, 0, dst, 0, n)
+    np.testing.assert_array_equal(dst, src[::2])
+    del src
