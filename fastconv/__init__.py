@@ -24,6 +24,7 @@ if "fastconv.kernels" not in _sys.modules and not _os.path.isdir(_os.path.join(_
     _spec.loader.exec_module(_module)
     kernels = _module
 
+from ._results import release_memory
 from .conv import (
     conv1d,
     conv1d_grad_bias,
@@ -51,4 +52,5 @@ __all__ = [
     "max_pool1d_backward",
     "max_pool2d",
     "max_pool2d_backward",
+    "release_memory",
 ]

@@ -34,8 +34,9 @@ same work.  Pool backward is ``aten.max_pool2d_with_indices_backward``.
 Pooling is also timed as ``out=``: fastconv writing into output arrays
 allocated once and reused, as a training loop can.  Pooling moves so few
 bytes per element that the operating system's page faults and zeroing of a
-freshly allocated output (every default call allocates one) cost as much as
-the kernel; ``out=`` shows the kernel alone.
+fresh output would cost as much as the kernel; default calls avoid them
+for results of 32 MiB and up by recycling the memory of earlier results
+(:mod:`fastconv._results`), ``out=`` avoids the allocation altogether.
 """
 
 import argparse

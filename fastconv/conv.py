@@ -9,8 +9,8 @@ inputs (float32 or float64); inputs are never modified.
 
 import numpy as np
 
+from . import _results, kernels
 from . import _validation as v
-from . import kernels
 
 _LAYOUT2 = {"x": "(N, C, H, W)", "weight": "(K, C/groups, R, S)", "grad_output": "(N, K, P, Q)"}
 _LAYOUT1 = {"x": "(N, C, L)", "weight": "(K, C/groups, S)", "grad_output": "(N, K, Lout)"}
@@ -50,7 +50,7 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, spatial):
     xk = v.as_kernel_array(_lift(x, spatial), dtype)
     wk = v.as_kernel_array(_lift(weight, spatial), dtype)
     bk = np.zeros(geo.K, dtype) if bias is None else v.as_kernel_array(bias, dtype)
-    out = np.empty(geo.output_shape, dtype)
+    out = _results.empty(geo.output_shape, dtype)
     kernels.conv2d_forward(xk, wk, bk, out, geo.stride, geo.pad_top_left, geo.dilation, geo.groups)
     return out[:, :, 0, :] if spatial == 1 else out
 
@@ -64,7 +64,7 @@ def _grad_input(input_shape, weight, grad_output, stride, padding, dilation, gro
     dtype = v.result_dtype(weight, grad_output)
     wk = v.as_kernel_array(_lift(weight, spatial), dtype)
     gk = v.as_kernel_array(_lift(grad_output, spatial), dtype)
-    grad_x = np.empty(geo.input_shape, dtype)
+    grad_x = _results.empty(geo.input_shape, dtype)
     kernels.conv2d_grad_input(gk, wk, grad_x, geo.stride, geo.pad_top_left, geo.dilation, geo.groups)
     return grad_x[:, :, 0, :] if spatial == 1 else grad_x
 
@@ -78,7 +78,7 @@ def _grad_weight(x, weight_shape, grad_output, stride, padding, dilation, groups
     dtype = v.result_dtype(x, grad_output)
     xk = v.as_kernel_array(_lift(x, spatial), dtype)
     gk = v.as_kernel_array(_lift(grad_output, spatial), dtype)
-    grad_w = np.empty(geo.weight_shape, dtype)
+    grad_w = _results.empty(geo.weight_shape, dtype)
     kernels.conv2d_grad_weight(xk, gk, grad_w, geo.stride, geo.pad_top_left, geo.dilation, geo.groups)
     return grad_w[:, :, 0, :] if spatial == 1 else grad_w
 

@@ -6,8 +6,8 @@ on the CPU, including its tie, NaN and ``ceil_mode`` rules.
 
 import numpy as np
 
+from . import _results, kernels
 from . import _validation as v
-from . import kernels
 from .conv import _lift
 
 _LAYOUT = {2: "(N, C, H, W)", 1: "(N, C, L)"}
@@ -26,8 +26,8 @@ def _forward(x, kernel_size, stride, padding, dilation, ceil_mode, spatial, out)
     dtype = v.result_dtype(x)
     xk = v.as_kernel_array(_lift(x, spatial), dtype)
     if out is None:
-        values = np.empty(geo.output_shape, dtype)
-        indices = np.empty(geo.output_shape, np.int64)
+        values = _results.empty(geo.output_shape, dtype)
+        indices = _results.empty(geo.output_shape, np.int64)
         result = (values, indices) if spatial == 2 else (values[:, :, 0, :], indices[:, :, 0, :])
     else:
         if not isinstance(out, tuple) or len(out) != 2:
@@ -57,7 +57,7 @@ def _backward(grad_output, indices, input_shape, spatial, out):
     dtype = v.result_dtype(grad_output)
     gk = v.as_kernel_array(_lift(grad_output, spatial), dtype)
     if out is None:
-        grad_x = np.empty(input_shape, dtype)  # the kernel zeroes each plane itself, in cache
+        grad_x = _results.empty(input_shape, dtype)  # the kernel zeroes each plane, in cache
     else:
         grad_x = v.check_out("out", out, input_shape, dtype,
                              {"grad_output": gk, "indices": idx})
@@ -115,8 +115,8 @@ def max_pool2d_backward(grad_output, indices, input_shape, *, out=None):
         ``input_shape``, C-contiguous, writeable, of the result's dtype
         (grad_output's float dtype) and sharing no memory with
         ``grad_output`` or ``indices``.  Its previous contents are ignored.
-        In a loop this saves the page faults of a fresh output, which cost
-        more than the kernel itself on large inputs (see the README).
+        Large results are recycled without it too (see the README), but
+        ``out=`` also spares the allocation.
 
     Returns
     -------
