@@ -11,6 +11,7 @@ from . import _validation as v
 from .conv import _lift
 
 _LAYOUT = {2: "(N, C, H, W)", 1: "(N, C, L)"}
+_INDEX = np.dtype(np.int64)
 
 
 def _input(name, value, spatial):
@@ -27,7 +28,7 @@ def _forward(x, kernel_size, stride, padding, dilation, ceil_mode, spatial, out)
     xk = v.as_kernel_array(_lift(x, spatial), dtype)
     if out is None:
         values = _results.empty(geo.output_shape, dtype)
-        indices = _results.empty(geo.output_shape, np.int64)
+        indices = _results.empty(geo.output_shape, _INDEX)
         result = (values, indices) if spatial == 2 else (values[:, :, 0, :], indices[:, :, 0, :])
     else:
         if not isinstance(out, tuple) or len(out) != 2:

@@ -20,31 +20,31 @@ def small_threshold(monkeypatch):
 
 
 def test_small_results_are_plain_numpy_arrays():
-    a = _results.empty((3, 4), np.float32)
+    a = _results.empty((3, 4), np.dtype(np.float32))
     assert a.flags.owndata and a.shape == (3, 4) and a.dtype == np.float32
 
 
 def test_a_large_result_is_aligned_writable_and_reused_only_when_unreferenced(small_threshold):
-    a = _results.empty((8, 50), np.float64)
+    a = _results.empty((8, 50), np.dtype(np.float64))
     assert a.shape == (8, 50) and a.dtype == np.float64
     assert a.flags.c_contiguous and a.flags.writeable and a.ctypes.data % _results.ALIGN == 0
     address = a.ctypes.data
     view = a[2:]
     del a
     gc.collect()
-    b = _results.empty((8, 50), np.float64)  # a view of the first result is alive
+    b = _results.empty((8, 50), np.dtype(np.float64))  # a view of the first result is alive
     assert b.ctypes.data != address
     view[:] = 1.0
     assert not np.shares_memory(view, b)
     del view
     gc.collect()
     assert _results.kept_bytes() == 8 * 50 * 8
-    c = _results.empty((40, 10), np.float64)  # same size, another shape: same block
+    c = _results.empty((40, 10), np.dtype(np.float64))  # same size, another shape: same block
     assert c.ctypes.data == address and _results.kept_bytes() == 0
 
 
 def test_release_memory_frees_the_kept_blocks(small_threshold):
-    a = _results.empty((1000,), np.float32)
+    a = _results.empty((1000,), np.dtype(np.float32))
     del a
     gc.collect()
     assert fastconv.release_memory() == 4000
@@ -53,7 +53,7 @@ def test_release_memory_frees_the_kept_blocks(small_threshold):
 
 def test_at_most_max_kept_bytes_are_kept(small_threshold, monkeypatch):
     monkeypatch.setattr(_results, "MAX_KEPT_BYTES", 5000)
-    arrays = [_results.empty((1000,), np.float32) for _ in range(3)]
+    arrays = [_results.empty((1000,), np.dtype(np.float32)) for _ in range(3)]
     del arrays
     gc.collect()
     assert _results.kept_bytes() == 4000  # a second block would pass 5000
