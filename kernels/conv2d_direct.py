@@ -1,9 +1,12 @@
-"""Direct convolution engine: short reductions, few output channels, depthwise.
+"""Direct convolution engine: most convolutions, all but strided or small-image long reductions.
 
 The packed engine (:mod:`.conv2d_forward`) reduces over ``C*R*S`` innermost,
 which wastes its vector lanes when that reduction is short (1x1 filters, 1-3
 input channels) or when few output channels reuse its packed panel.  This
-engine vectorises over output pixels instead, with no packing:
+engine vectorises over output pixels instead, with no packing; at unit
+stride it is as fast or faster for long reductions too, unless the images
+are so narrow that the discarded columns below cost more
+(:func:`.conv2d_forward.choose_engine`):
 
 * Each task (image, group, band of ``B`` output rows) copies the input rows
   it needs into a channels-first band, padded, and split into the

@@ -14,10 +14,21 @@ from .conv2d_direct import run_direct
 #: :data:`DIRECT_MAX_CHANNELS` output channels.  Measured on the benchmark
 #: suite (float32 / float64): direct is 1.1-6x faster than the packed engine
 #: for reductions of 16-150 and for 3-6 output channels, 1.15-1.2x for 32
-#: channels 3x3 (288), and 0.4-0.9x for reductions of 576-1152 with 64-128
-#: output channels.
+#: channels 3x3 (288).
 DIRECT_MAX_REDUCTION = 320
 DIRECT_MAX_CHANNELS = 16
+
+#: Longer reductions with unit stride also go to the direct engine when the
+#: columns it computes and discards (``Wz - Q`` per output row, see
+#: :mod:`.conv2d_direct`) are at most this share of the row, or when a group
+#: has at least :data:`DIRECT_MIN_WIDE_CHANNELS` output channels.  Its
+#: register blocks keep their sums over all taps, and at 3x3 it ran 1.0-1.17x
+#: (float32) and 1.0-1.35x (float64) the packed engine's speed on 14x14 to
+#: 112x112 images with 64-512 channels, 1.26-2.2x on 7x7 with 512 channels;
+#: 0.8-0.9x on 8x8 images with 64 channels (the waste is 2 of 10 columns).
+#: Strided layers stay packed (3x3 stride 2, 128 channels: direct 0.92-0.95x).
+DIRECT_MAX_WASTE = 1 / 6
+DIRECT_MIN_WIDE_CHANNELS = 256
 
 
 @noalias_helper
@@ -134,9 +145,24 @@ def run_packed(src, weight, bias, out, stride, padding, dilation, groups, P, Q,
     run_tasks(plan, src, wmat, bias, out, unused_output(src.dtype))
 
 
-def choose_engine(reduction, out_channels):
-    """``"direct"`` or ``"packed"`` for a convolution with this reduction length and group width."""
+def choose_engine(reduction, out_channels, unit_stride, Q, Wz):
+    """``"direct"`` or ``"packed"`` for one convolution (see :data:`DIRECT_MAX_WASTE`).
+
+    Parameters
+    ----------
+    reduction : int
+        ``Cg * R * S``, the products summed per output.
+    out_channels : int
+        Output channels per group.
+    unit_stride : bool
+    Q, Wz : int
+        Output width, and the width the direct engine computes per output
+        row: ``Q + (S - 1) * dilation_w`` at unit stride.
+    """
     if reduction <= DIRECT_MAX_REDUCTION or out_channels < DIRECT_MAX_CHANNELS:
+        return "direct"
+    if unit_stride and (Wz - Q <= DIRECT_MAX_WASTE * Wz
+                        or out_channels >= DIRECT_MIN_WIDE_CHANNELS):
         return "direct"
     return "packed"
 
@@ -159,7 +185,9 @@ def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups, engi
     """
     K, Cg, R, S = weight.shape
     P, Q = out.shape[2], out.shape[3]
-    if (engine or choose_engine(Cg * R * S, K // groups)) == "direct":
+    unit = stride[0] == 1 and stride[1] == 1
+    Wz = Q + ((S - 1) * dilation[1]) // stride[1]
+    if (engine or choose_engine(Cg * R * S, K // groups, unit, Q, Wz)) == "direct":
         run_direct(x, weight, bias, out, stride, padding, dilation, P, Q)
         return
     run_packed(x, weight, bias, out, stride, padding, dilation, groups, P, Q)

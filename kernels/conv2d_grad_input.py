@@ -83,7 +83,8 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
             sub = np.ascontiguousarray(ws[:, :, rows][:, :, :, cols])  # (C, Kg, Rm, Sm)
             Rm, Sm = len(rows), len(cols)
             place = (ah, aw, stride[0], stride[1])
-            if (engine or choose_engine(Rm * Sm * Kg, Cg)) == "direct":
+            Wz = Wp + (Sm - 1) * dil_w  # the sub-correlations have unit stride
+            if (engine or choose_engine(Rm * Sm * Kg, Cg, True, Wp, Wz)) == "direct":
                 run_direct(grad_output, sub, bias, grad_input, (1, 1), (pt, pl), (dil_h, dil_w),
                            Hp, Wp, place=place)
             else:

@@ -31,7 +31,7 @@ def forced_engine(engine):
     saved = [m.choose_engine for m in _CHOOSERS]
     try:
         for m in _CHOOSERS:
-            m.choose_engine = lambda reduction, out_channels: engine
+            m.choose_engine = lambda *args: engine
         yield
     finally:
         for m, f in zip(_CHOOSERS, saved):
@@ -131,3 +131,16 @@ def test_direct_channel_blocks(out_channels, padding, dtype):
     want = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
                       padding=padding)
     np.testing.assert_allclose(y, want, rtol=0, atol=conv_atol(5 * 9 + 1, dtype))
+
+
+@pytest.mark.parametrize("reduction, channels, unit_stride, Q, Wz, engine", [
+    (27, 64, True, 32, 34, "direct"),       # short reduction
+    (576, 8, False, 8, 9, "direct"),        # few output channels
+    (576, 64, True, 56, 58, "direct"),      # ResNet-50 3x3: 2 of 58 columns discarded
+    (576, 64, True, 8, 10, "packed"),       # ResNet-20 stage 3: 2 of 10
+    (4608, 512, True, 7, 9, "direct"),      # wide groups pay off even on 7x7
+    (1152, 128, False, 28, 29, "packed"),   # strided
+])
+def test_choose_engine(reduction, channels, unit_stride, Q, Wz, engine):
+    choose = _CHOOSERS[0].choose_engine
+    assert choose(reduction, channels, unit_stride, Q, Wz) == engine
