@@ -28,6 +28,8 @@ try:  # NumPy 2 (NumPy 1.26 has numpy._core, but without this attribute loaded)
 except ImportError:  # NumPy 1.24-1.25
     from numpy.core import multiarray as _multiarray
 
+from ._results import release_memory
+
 _STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"
 
@@ -78,6 +80,7 @@ def peak_extra_bytes(fn):
     hugepages = _multiarray._set_madvise_hugepage(False)
     try:
         gc.collect()
+        release_memory()  # a recycled result would not raise the peak (see _results)
         libc.malloc_trim(0)
         with open(_CLEAR_REFS, "w") as f:
             f.write("5")  # VmHWM := VmRSS
