@@ -31,6 +31,10 @@ mask, which is exactly what autograd runs for that gradient, minus building
 and walking the autograd graph, so it is the faster honest measure of the
 same work.  Pool backward is ``aten.max_pool2d_with_indices_backward``.
 
+A full run (not ``--quick``) ends with the embedding check of
+:func:`embedding`: NumPy's float32 matmul speed right after a fastconv call,
+against its speed in a process that never ran fastconv.
+
 Pooling is also timed as ``out=``: fastconv writing into output arrays
 allocated once and reused, as a training loop can.  Pooling moves so few
 bytes per element that the operating system's page faults and zeroing of a
@@ -159,6 +163,86 @@ def _busy_share(cpu0, cpu1, wall):
         return None
     other = max(0.0, (machine1 - machine0) - (own1 - own0))
     return other / (wall * (os.cpu_count() or 1))
+
+
+# --------------------------------------------------------------------------- embedding
+
+#: ``(m, k, n)`` of the float32 matmul that the embedding check times: a
+#: 3x3 layer with 64 channels on an 8x56x56 batch, as im2col computes it.
+EMBED_MATMUL = (64, 576, 25088)
+
+#: The convolution the embedding check runs before each matmul (a small,
+#: 0.2 ms call: the NumPy call after it starts while fastconv's threads
+#: would still be spinning).
+EMBED_CASE = "lenet_conv2"
+
+
+def matmul_gflops(before=None, samples=15):
+    """Median GFLOP/s of the :data:`EMBED_MATMUL` float32 matmul.
+
+    ``before()``, if given, runs untimed right before each sample.
+    """
+    m, k, n = EMBED_MATMUL
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    a @ b
+    times = []
+    for _ in range(samples):
+        if before is not None:
+            before()
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * m * k * n / statistics.median(times) / 1e9
+
+
+#: Child processes per kind in the embedding check: on this 2-core VM one
+#: process's matmul median moved between 92, 135 and 155 GFLOP/s from run
+#: to run, whether or not fastconv had run in it.
+EMBED_PROCESSES = 5
+
+
+def matmul_worker(kind):
+    """Child process side of :func:`embedding`: print the matmul's GFLOP/s.
+
+    ``kind`` is ``"fresh"`` (fastconv imported, nothing called) or
+    ``"after"`` (a :data:`EMBED_CASE` forward right before each sample).
+    """
+    before = None
+    if kind == "after":
+        import fastconv
+
+        case = next(c for c in _suite.CONV_CASES if c.id == EMBED_CASE)
+        x, w, _ = case.arrays("float32")
+
+        def before():
+            fastconv.conv2d(x, w, **case.kwargs)
+    print(matmul_gflops(before))
+
+
+def embedding(threads):
+    """NumPy's matmul speed in processes that never ran fastconv, and right after it.
+
+    Both kinds run in child processes with ``threads`` BLAS and Numba
+    threads, alternately, :data:`EMBED_PROCESSES` of each.
+
+    Returns
+    -------
+    dict
+        ``fresh_gflops`` and ``after_gflops``: the median over processes.
+    """
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads))
+    results = {"fresh": [], "after": []}
+    for _ in range(EMBED_PROCESSES):
+        for kind, speeds in results.items():
+            proc = subprocess.run([sys.executable, "-m", "fastconv._bench", "--matmul-worker",
+                                   kind], capture_output=True, text=True, env=env, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"matmul worker failed:\n{proc.stderr[-2000:]}")
+            speeds.append(float(proc.stdout.split()[-1]))
+    return {f"{kind}_gflops": statistics.median(v) for kind, v in results.items()}
 
 
 # --------------------------------------------------------------------------- jobs
@@ -514,6 +598,7 @@ def format_table(records, summary, meta):
     for (dtype, pass_), cases in sections.items():
         lines += _section(dtype, pass_, cases, times, rates, disturbed)
     lines += _example_lines(records, times)
+    lines += _embedding_lines(meta)
     lines += _summary_lines(summary)
     errors = [r for r in records if "error" in r]
     lines += [f"error: {r['impl']} {r['pass']} {r['case']} {r['dtype']}: {r['error']}"
@@ -564,6 +649,20 @@ def _example_lines(records, times):
                  for impl in COMPARED if impl in t]
         lines.append(f"{r['dtype']:<9} fastconv {_fmt_time(t['fastconv'])} | " + " | ".join(cells))
     return lines
+
+
+def _embedding_lines(meta):
+    emb = meta.get("embedding")
+    if emb is None:
+        return []
+    m, k, n = EMBED_MATMUL
+    head = (f"== embedding: NumPy float32 matmul {m}x{k} @ {k}x{n} "
+            f"(BLAS threads: {meta['blas_threads']}) ==")
+    share = 100 * emb["after_gflops"] / emb["fresh_gflops"]
+    body = (f"in processes that never ran fastconv {emb['fresh_gflops']:.0f} GFLOP/s | "
+            f"right after each fastconv {EMBED_CASE} forward {emb['after_gflops']:.0f} GFLOP/s "
+            f"({share:.0f}%); medians of {EMBED_PROCESSES} processes each")
+    return ["", head, body]
 
 
 def _summary_lines(summary):
@@ -706,6 +805,8 @@ def main(argv=None):
     budget = args.budget if args.budget is not None else (0.05 if args.quick else 1.0)
 
     records, meta = run(jobs, impls, threads, repeat, budget)
+    if not args.quick and "forward" in args.passes:
+        meta["embedding"] = embedding(threads)
     meta.update(_metadata(threads))
     summary = summarise(records)
     print(format_table(records, summary, meta))
@@ -721,5 +822,7 @@ def main(argv=None):
 if __name__ == "__main__":
     if sys.argv[1:] == ["--torch-worker"]:
         torch_worker()
+    elif sys.argv[1:2] == ["--matmul-worker"]:
+        matmul_worker(sys.argv[2])
     else:
         sys.exit(main(sys.argv[1:]))

@@ -193,3 +193,13 @@ def test_the_table_marks_times_other_processes_disturbed():
     row = next(line for line in table.splitlines() if line.startswith(case.id))
     assert "1.00 ms!" in row and row.count("!") == 1
     assert "1 measurements taken again" in table and "1 still were" in table
+
+
+def test_embedding_check_times_matmuls_in_child_processes(monkeypatch):
+    monkeypatch.setattr(_bench, "EMBED_PROCESSES", 1)
+    emb = _bench.embedding(threads=1)
+    assert set(emb) == {"fresh_gflops", "after_gflops"}
+    assert all(v > 0 for v in emb.values())
+    meta = {"embedding": emb, "blas_threads": "1"}
+    line = _bench._embedding_lines(meta)[-1]
+    assert "never ran fastconv" in line and "%" in line
