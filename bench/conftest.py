@@ -10,6 +10,7 @@ import os
 import numba
 import pytest
 
+import fastconv
 from fastconv import _suite
 
 
@@ -25,7 +26,7 @@ def pytest_configure(config):
 def threads():
     """Pin every thread pool in this process to the same thread count."""
     n = int(os.environ.get("FASTCONV_BENCH_THREADS", numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(n)
+    fastconv.set_num_threads(n)  # not numba's: see fastconv/_threads.py
     try:
         from threadpoolctl import threadpool_limits
 

@@ -25,6 +25,7 @@ if "fastconv.kernels" not in _sys.modules and not _os.path.isdir(_os.path.join(_
     kernels = _module
 
 from ._results import release_memory
+from ._threads import set_num_threads
 from .conv import (
     conv1d,
     conv1d_grad_bias,
@@ -53,4 +54,5 @@ __all__ = [
     "max_pool2d",
     "max_pool2d_backward",
     "release_memory",
+    "set_num_threads",
 ]

@@ -365,9 +365,9 @@ def _run_torch(jobs, threads, repeat, budget):
 
 def _pin_threads(threads):
     """Pin Numba (and BLAS, if threadpoolctl is installed); describe what was done."""
-    import numba
+    import fastconv
 
-    numba.set_num_threads(threads)
+    fastconv.set_num_threads(threads)  # not numba's: see fastconv._threads
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -793,7 +793,7 @@ def main(argv=None):
 
         if not _memory.supported():
             raise SystemExit("--memory needs Linux's /proc/self/clear_refs and glibc")
-        numba.set_num_threads(threads)
+        _pin_threads(threads)
         print("\n".join(_memory.report(jobs, ("fastconv", "im2col"))))
         return 0
     impls = set(IMPLS)

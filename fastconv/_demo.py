@@ -198,7 +198,9 @@ def main(argv=None):
             print(f"--threads must be at most {numba.config.NUMBA_NUM_THREADS} (Numba's "
                   f"thread pool on this machine); got {args.threads}", file=sys.stderr)
             return 2
-        numba.set_num_threads(args.threads)
+        from . import set_num_threads
+
+        set_num_threads(args.threads)
 
     x_train, x_test, y_train, y_test = load_data(args.seed)
     n_batches = -(-len(x_train) // args.batch_size)

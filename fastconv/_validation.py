@@ -125,6 +125,14 @@ def as_int(name, value):
     return operator.index(value)
 
 
+def thread_count(n, limit):
+    """``n`` as an int from 1 to ``limit`` (the size of Numba's thread pool)."""
+    n = as_int("n", n)
+    if not 1 <= n <= limit:
+        raise ValueError(f"n must be between 1 and {limit} (NUMBA_NUM_THREADS); got {n}")
+    return n
+
+
 def as_tuple(name, value, n, minimum):
     """Normalise an int or a length-``n`` sequence of ints to a tuple of ``n`` ints >= minimum."""
     if isinstance(value, (tuple, list)):

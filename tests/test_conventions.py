@@ -40,7 +40,7 @@ def test_public_namespace():
         "conv1d", "conv1d_grad_bias", "conv1d_grad_input", "conv1d_grad_weight",
         "conv2d", "conv2d_grad_bias", "conv2d_grad_input", "conv2d_grad_weight",
         "max_pool1d", "max_pool1d_backward", "max_pool2d", "max_pool2d_backward",
-        "release_memory",
+        "release_memory", "set_num_threads",
     }
     assert set(fastconv.__all__) == expected
     for name in expected:

@@ -61,3 +61,32 @@ print(os.waitstatus_to_exitcode(status))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip() == "0", out.stderr
+
+
+def test_set_num_threads_before_the_first_call_keeps_the_policy():
+    # numba.set_num_threads would start Numba's pool with libgomp's default spin
+    code = """
+import json, numba, numpy as np, fastconv
+from fastconv.kernels import _threading
+fastconv.set_num_threads(1)
+threads = numba.get_num_threads()
+fastconv.conv2d(np.ones((2, 8, 16, 16)), np.ones((8, 8, 3, 3)))
+print(json.dumps({"status": _threading.STATUS, "threads": threads}))
+"""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, check=True)
+    import json
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["threads"] == 1
+    assert "already running" not in result["status"]
+
+
+@pytest.mark.parametrize("n, error", [(0, ValueError), (10**6, ValueError), (1.5, TypeError),
+                                      (True, TypeError)])
+def test_set_num_threads_rejects_bad_counts(n, error):
+    import fastconv
+
+    with pytest.raises(error, match="n must"):
+        fastconv.set_num_threads(n)
