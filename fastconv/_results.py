@@ -11,9 +11,9 @@ took 10.7 ms on one thread.
 :func:`empty` hands out results of at least :data:`MIN_BYTES` from blocks
 that earlier results gave back when the last view of them was garbage
 collected, so a loop that drops each step's results reuses their memory.
-Up to :data:`MAX_KEPT_BYTES` of unused blocks are kept;
-:func:`fastconv.release_memory` frees them.  Smaller results are plain
-``np.empty`` arrays: glibc already reuses their memory.
+Up to :data:`MAX_KEPT_BYTES` of unused blocks are kept, the most recently
+given back; :func:`fastconv.release_memory` frees them.  Smaller results are
+plain ``np.empty`` arrays: glibc already reuses their memory.
 """
 
 import math
@@ -25,15 +25,15 @@ import numpy as np
 #: Results at least this large come from recycled blocks.
 MIN_BYTES = 32 << 20
 
-#: Most bytes of unused blocks kept for reuse; a block given back beyond
-#: this is freed.
+#: Most bytes of unused blocks kept for reuse: past it, the blocks given
+#: back longest ago are freed first.
 MAX_KEPT_BYTES = 1 << 30
 
 #: Alignment of a result's first element (one cache line, one AVX-512 vector).
 ALIGN = 64
 
 _lock = threading.RLock()  # reentrant: a give-back can run from the GC inside a locked region
-_kept = {}  # size in bytes -> list of unused blocks (uint8 arrays of size + ALIGN bytes)
+_kept = []  # (size in bytes, block: uint8 array of size + ALIGN bytes), oldest first
 _kept_bytes = 0
 
 
@@ -73,10 +73,11 @@ def empty(shape, dtype):
     shape = tuple(int(n) for n in shape)
     block = None
     with _lock:
-        blocks = _kept.get(size)
-        if blocks:
-            block = blocks.pop()
-            _kept_bytes -= size
+        for i in range(len(_kept) - 1, -1, -1):  # the newest block of this size
+            if _kept[i][0] == size:
+                block = _kept.pop(i)[1]
+                _kept_bytes -= size
+                break
     if block is None:
         block = np.empty(size + ALIGN, np.uint8)
     lease = _Lease(block, shape, dtype)
@@ -87,9 +88,10 @@ def empty(shape, dtype):
 def _give_back(block, size):
     global _kept_bytes
     with _lock:
-        if _kept_bytes + size <= MAX_KEPT_BYTES:
-            _kept.setdefault(size, []).append(block)
-            _kept_bytes += size
+        _kept.append((size, block))
+        _kept_bytes += size
+        while _kept_bytes > MAX_KEPT_BYTES:
+            _kept_bytes -= _kept.pop(0)[0]
 
 
 def kept_bytes():

@@ -51,12 +51,18 @@ def test_release_memory_frees_the_kept_blocks(small_threshold):
     assert _results.kept_bytes() == 0 and fastconv.release_memory() == 0
 
 
-def test_at_most_max_kept_bytes_are_kept(small_threshold, monkeypatch):
+def test_at_most_max_kept_bytes_are_kept_the_newest_first(small_threshold, monkeypatch):
     monkeypatch.setattr(_results, "MAX_KEPT_BYTES", 5000)
-    arrays = [_results.empty((1000,), np.dtype(np.float32)) for _ in range(3)]
-    del arrays
+    older = _results.empty((750,), np.dtype(np.float32))  # 3000 bytes
+    newer = _results.empty((1000,), np.dtype(np.float32))  # 4000 bytes
+    addresses = older.ctypes.data, newer.ctypes.data
+    del older
     gc.collect()
-    assert _results.kept_bytes() == 4000  # a second block would pass 5000
+    del newer
+    gc.collect()
+    assert _results.kept_bytes() == 4000  # both would pass 5000: the older block went
+    again = _results.empty((1000,), np.dtype(np.float32))
+    assert again.ctypes.data == addresses[1] and _results.kept_bytes() == 0
 
 
 def test_results_in_recycled_memory_hold_no_stale_values(small_threshold):
