@@ -657,7 +657,7 @@ def _embedding_lines(meta):
         return []
     m, k, n = EMBED_MATMUL
     head = (f"== embedding: NumPy float32 matmul {m}x{k} @ {k}x{n} "
-            f"(BLAS threads: {meta['blas_threads']}) ==")
+            f"(BLAS and Numba threads: {meta['threads']}) ==")
     share = 100 * emb["after_gflops"] / emb["fresh_gflops"]
     body = (f"in processes that never ran fastconv {emb['fresh_gflops']:.0f} GFLOP/s | "
             f"right after each fastconv {EMBED_CASE} forward {emb['after_gflops']:.0f} GFLOP/s "

@@ -6,7 +6,7 @@ before Numba's thread pool starts.  ``numba.set_num_threads`` starts that pool
 itself, so calling it first leaves libgomp's default spin in place, and
 NumPy's BLAS calls right after fastconv's then compete with spinning threads:
 a 64x576 @ 576x25088 float32 matmul right after each fastconv call ran at 88
-GFLOP/s that way, 135 with fastconv's policy.
+GFLOP/s that way, 135-141 with fastconv's policy.
 """
 
 import numba

@@ -200,6 +200,6 @@ def test_embedding_check_times_matmuls_in_child_processes(monkeypatch):
     emb = _bench.embedding(threads=1)
     assert set(emb) == {"fresh_gflops", "after_gflops"}
     assert all(v > 0 for v in emb.values())
-    meta = {"embedding": emb, "blas_threads": "1"}
+    meta = {"embedding": emb, "threads": 1}
     line = _bench._embedding_lines(meta)[-1]
     assert "never ran fastconv" in line and "%" in line
