@@ -90,14 +90,16 @@ BAND_ELEMENTS = 32768
 
 
 @noalias_helper
-def _gather(x1, xb, H, W, Cg, h0, sh, sw, pl, Hz, Wz, use_h, use_w, band):
-    """``band[((c*sh + ph)*sw + pw)*Hz*Wz + i*Wz + j] = xpad[c, h0 + i*sh + ph, j*sw + pw - pl]``.
+def _gather(x1, xb, H, W, Cg, h0, sh, sw, pl, Hz, Wz, PL, use_h, use_w, band):
+    """Copy the input rows of one task into ``band``, split into stride phases.
 
-    ``x1`` is the flattened input and ``xb`` the offset of the group's first
-    channel of the image; rows and columns outside the input are zero.  Phase
-    planes no tap reads (``use_h``/``use_w`` false) are not copied: only
-    their first :data:`VW` elements are zeroed, which is all that segments
-    rounded up past the previous plane's end can read.
+    ``band[((c*nh + use_h[ph] - 1)*nw + use_w[pw] - 1)*PL + i*Wz + j] =
+    xpad[c, h0 + i*sh + ph, j*sw + pw - pl]`` for the phases that hold taps
+    (``use_h``/``use_w`` nonzero: ``nh`` and ``nw`` of them, numbered from
+    1); the others are not stored.  ``x1`` is the flattened input and ``xb``
+    the offset of the group's first channel of the image; rows and columns
+    outside the input are zero.  Planes are ``PL >= Hz*Wz`` elements apart
+    (see :func:`_plane_stride`); the gaps are not written.
 
     A plane the input does not cover whole is zeroed in one pass and then
     only in-bounds runs are copied: rows are short (``Wz`` is about ``Q``),
@@ -108,17 +110,23 @@ def _gather(x1, xb, H, W, Cg, h0, sh, sw, pl, Hz, Wz, use_h, use_w, band):
     """
     zero = band.dtype.type(0)
     plane = Hz * Wz
+    nh = 0
+    for ph in range(sh):
+        nh = max(nh, use_h[ph])
+    nw = 0
+    for pw in range(sw):
+        nw = max(nw, use_w[pw])
     for c in range(Cg):
         for ph in range(sh):
+            if use_h[ph] == 0:
+                continue
             # rows i with 0 <= h0 + i*sh + ph < H
             i_lo = min(max(0, -((h0 + ph) // sh)), Hz)
             i_hi = max(min(Hz, -((h0 + ph - H) // sh)), i_lo)
             for pw in range(sw):
-                pb = ((c * sh + ph) * sw + pw) * plane
-                if use_h[ph] == 0 or use_w[pw] == 0:
-                    for i in range(pb, pb + min(VW, plane)):
-                        band[np.uint64(i)] = zero
+                if use_w[pw] == 0:
                     continue
+                pb = ((c * nh + use_h[ph] - 1) * nw + use_w[pw] - 1) * PL
                 # columns j with 0 <= j*sw + pw - pl < W
                 j_lo = min(max(0, -((pw - pl) // sw)), Wz)
                 j_hi = max(min(Wz, -((pw - pl - W) // sw)), j_lo)
@@ -207,8 +215,20 @@ def _write_back(acc, st, ln, Wz, Q, kn, b1, k, o1, ob, oplane, row0, osh, Wo, ow
     For the first ``kn`` channels and the flat pixels ``st <= a*Wz + q <
     st + ln`` with ``q < Q``; ``ob`` is the offset of channel ``k``'s plane
     (``oplane`` elements) in the flattened output ``o1``.
+
+    When no column is discarded and output rows are whole and consecutive
+    (``Wz == Q == Wo``, unit placement strides: 1x1 convolutions), the
+    segment is one contiguous run of the output, copied in one loop.
     """
     TA = _acc_row(acc)
+    if Wz == Q and Wo == Q and osh == 1 and osw == 1:
+        for kk in range(kn):
+            bk = b1[k + kk]
+            ob_k = ob + kk * oplane + row0 * Wo + st
+            ab = kk * TA
+            for t in range(ln):
+                o1[np.uint64(ob_k + t)] = acc[np.uint64(ab + t)] + bk
+        return
     for kk in range(kn):
         bk = b1[k + kk]
         for a in range(st // Wz, (st + ln - 1) // Wz + 1):
@@ -282,7 +302,7 @@ def _direct_tasks(run, plan, x, w, b, out, out2):
     sh, sw, pt, pl = plan[8], plan[9], plan[12], plan[13]  # dilation is in eoff
     P, Q, oh0, ow0, osh, osw = plan[14], plan[15], plan[16], plan[17], plan[18], plan[19]
     B, Hz, Wz, in_place, band_size = plan[20], plan[21], plan[22], plan[23] != 0, plan[24]
-    last_tap, nb, ntasks = plan[25], plan[26], plan[27]
+    last_tap, nb, ntasks, PL = plan[25], plan[26], plan[27], plan[28]
     nruns = plan[PLAN_NRUNS]
     fns = plan[3:8]
     use_h = plan[_PLAN_HEAD:_PLAN_HEAD + sh]
@@ -304,7 +324,11 @@ def _direct_tasks(run, plan, x, w, b, out, out2):
     acc = np.empty(4 * TA, dtype=x1.dtype)
     band = np.empty(band_size, dtype=x1.dtype)
     if not in_place:
-        # the zero tail read by rounded-up segments (_gather never writes it)
+        # the gaps between planes and the tail, read by rounded-up segments
+        # (_gather never writes them)
+        for pb in range(0, band_size - VW, PL):
+            for i in range(pb + Hz * Wz, pb + PL):
+                band[np.uint64(i)] = zero
         for i in range(band_size - VW, band_size):
             band[np.uint64(i)] = zero
     for task in range(t0, t1):
@@ -313,7 +337,7 @@ def _direct_tasks(run, plan, x, w, b, out, out2):
         xb = (n * Cin + g * Cg) * H * W
         if not in_place:
             call_compiled(fns[0], _gather, (x1, xb, H, W, Cg, p0 * sh - pt, sh, sw, pl, Hz, Wz,
-                                            use_h, use_w, band))
+                                            PL, use_h, use_w, band))
         # equal segments, each a multiple of the vector width: the vector loop
         # then has no scalar remainder (a short last segment spent a third
         # of its time there)
@@ -373,7 +397,7 @@ def helper_addresses(dtype, Kg):
 
 
 #: Slots of a plan (:func:`direct_plan`) before its variable-length parts.
-_PLAN_HEAD = 28
+_PLAN_HEAD = 29
 
 
 def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place):
@@ -385,13 +409,14 @@ def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place)
     dw, pt, pl`` (8-13: stride, dilation, top/left padding, negative crops);
     ``P, Q, oh0, ow0, osh, osw`` (14-19: output size, and pixel ``(p, q)``
     written at ``[oh0 + p*osh, ow0 + q*osw]``); ``B, Hz, Wz, in_place,
-    band_size, last_tap, nb, ntasks`` (20-27: output rows per task, the
+    band_size, last_tap, nb, ntasks, PL`` (20-28: output rows per task, the
     band's phase-plane height and width, whether the input is read in place
     with no band, the band's size, the largest tap offset, bands per image,
-    tasks); then ``use_h`` (``sh`` flags) and ``use_w`` (``sw`` flags), 1
-    for the stride phases that hold taps, and ``eoff``, the offset of tap
-    ``(c, r, s)`` in the band (or, in place, in the input).  Tasks are cut
-    into at most :data:`TASK_CHUNKS` runs.
+    tasks, the distance of planes in the band); then ``use_h`` (``sh``
+    entries) and ``use_w`` (``sw``): 0 for a stride phase that holds no
+    taps, else its number among those that do, from 1; and ``eoff``, the
+    offset of tap ``(c, r, s)`` in the band (or, in place, in the input).
+    Tasks are cut into at most :data:`TASK_CHUNKS` runs.
 
     Computed in Python once per shape (:func:`run_direct` keeps them): in
     the kernel, Numba's parfor passes took about 0.6 s to compile these
@@ -405,9 +430,14 @@ def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place)
     dh, dw = dilation
     G = Cin // Cg
     Kg = Kout // G
-    B = direct_rows.py_func(P, Q, Cg, R, S, sh, sw, dh, dw, N * G)
-    Hz = B + ((R - 1) * dh) // sh
+    use_h = _phase_numbers(R, dh, sh)
+    use_w = _phase_numbers(S, dw, sw)
+    nh, nw = int(use_h.max()), int(use_w.max())
+    extra = ((R - 1) * dh) // sh
     Wz = Q + ((S - 1) * dw) // sw
+    B = direct_rows(P, Cg * nh * nw * Wz, extra, N * G)
+    Hz = B + extra
+    PL = _plane_stride(Hz * Wz, np.dtype(dtype).itemsize)
     # in place: read x itself (unit stride, no padding, whole rows); only
     # with blocks of 4 channels (the other variants read the band)
     in_place = (sh == 1 and sw == 1 and pt == 0 and pl == 0 and Wz == W
@@ -416,18 +446,14 @@ def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place)
     if in_place:
         eoff = (c * H + r) * W + s
     else:
-        phase = (c * sh + r % sh) * sw + s % sw
-        eoff = (phase * Hz + r // sh) * Wz + s // sw
-    use_h = np.zeros(sh, np.int64)
-    use_h[(np.arange(R) * dh) % sh] = 1
-    use_w = np.zeros(sw, np.int64)
-    use_w[(np.arange(S) * dw) % sw] = 1
-    band_size = 0 if in_place else Cg * sh * sw * Hz * Wz + VW
+        plane = (c * nh + use_h[r % sh] - 1) * nw + use_w[s % sw] - 1
+        eoff = plane * PL + (r // sh) * Wz + s // sw
+    band_size = 0 if in_place else Cg * nh * nw * PL + VW
     nb = -(-P // B)
     ntasks = N * G * nb
     head = [DIRECT_TASKS.address(dtype), min(ntasks, TASK_CHUNKS), 0,
             *helper_addresses(dtype, Kg), sh, sw, dh, dw, pt, pl, P, Q, *place,
-            B, Hz, Wz, int(in_place), band_size, int(eoff.max()), nb, ntasks]
+            B, Hz, Wz, int(in_place), band_size, int(eoff.max()), nb, ntasks, PL]
     plan = np.concatenate([np.array(head, np.int64), use_h, use_w, eoff.ravel()]).astype(np.int64)
     plan.flags.writeable = False
     return plan
@@ -445,25 +471,43 @@ def _block_channels(left):
     return min(left, 4)
 
 
-@inline_helper
-def direct_rows(P, Q, Cg, R, S, sh, sw, dh, dw, n_outer):
+def direct_rows(P, per_row, extra, n_outer):
     """Output rows per task: a band of about :data:`BAND_ELEMENTS` and at least
     :data:`~._tiling.MIN_TASKS` tasks (counting the ``n_outer`` images x groups).
 
-    A band also gets at least ``4 * extra`` output rows, where ``extra`` is
-    the rows it holds beyond them (the kernel's height in phase rows), so
-    that at most a fifth of it is gathered twice: with many channels and
-    wide rows the size target alone gave one output row per band (the
-    ResNet-50 stem's input gradient: 64 channels, 4 extra rows each).
+    ``per_row`` is the band elements per output row (channels x stored
+    phases x ``Wz``) and ``extra`` the rows a band holds beyond its output
+    rows (the kernel's height in phase rows).  A band gets at least ``4 *
+    extra`` output rows, so that at most a fifth of it is gathered twice:
+    with many channels and wide rows the size target alone gave one output
+    row per band (the ResNet-50 stem's input gradient: 64 channels, 4 extra
+    rows each).
     """
-    Wz = Q + ((S - 1) * dw) // sw
-    extra = ((R - 1) * dh) // sh
-    per_row = max(Cg * sh * sw * Wz, 1)
-    rows = max(1, min(P, max(BAND_ELEMENTS // per_row - extra, 4 * extra)))
+    rows = max(1, min(P, max(BAND_ELEMENTS // max(per_row, 1) - extra, 4 * extra)))
     want_bands = -(-MIN_TASKS // max(n_outer, 1))
     if -(-P // rows) < want_bands:
         rows = max(1, -(-P // want_bands))
     return rows
+
+
+def _phase_numbers(R, d, s):
+    """Per stride phase ``0..s-1``: 0 if no tap ``r*d`` (``r < R``) falls in it, else its number from 1."""
+    used = np.zeros(s, np.int64)
+    used[(np.arange(R) * d) % s] = 1
+    return np.where(used > 0, np.cumsum(used), 0)
+
+
+def _plane_stride(plane, itemsize):
+    """Distance in elements of a band's phase planes of ``plane`` elements.
+
+    Rounded up to an odd number of cache lines, so that the taps of
+    successive planes, which a micro-kernel reads together, fall in
+    different L1 sets: planes a power of two apart (a 1x1 stride-2 layer's
+    16x16 planes, 4 phases apart) map all its channels to a few sets.
+    """
+    line = 64 // itemsize
+    lines = -(-plane // line)
+    return (lines + 1 - lines % 2) * line
 
 
 #: Below this many multiply-adds a call runs on the calling thread
