@@ -16,12 +16,17 @@ Measurement rules:
 * a measurement during which other processes kept more than ``BUSY_SHARE``
   of the cores busy (from /proc/stat, Linux) is taken again, up to
   ``RETRIES`` times; times still disturbed are marked ``!`` in the table;
-* implementations are measured one after another, never interleaved, so no
-  library's thread pool is still spinning while another one is timed;
+* each shape is measured with every implementation in turn
+  (``MEASURE_ORDER``) before the next shape: a slow spell of this shared machine, which
+  can last tens of seconds, then falls on both sides of a ratio instead of
+  on one.  No two implementations ever run at the same time, and every
+  measurement starts with its warm-up, in which the previous library's
+  idle threads stop spinning (a few milliseconds);
 * PyTorch runs in a separate process (``python -m fastconv._bench
-  --torch-worker``, JSON spec on stdin, JSON timings on stdout), launched
-  before this process has started any thread pool: Numba's and PyTorch's
-  OpenMP pools spin against each other when they share a process;
+  --torch-worker``: a JSON settings line, then one JSON job per line on
+  stdin, one JSON timing per line on stdout), launched before this process
+  has started any thread pool: Numba's and PyTorch's OpenMP pools spin
+  against each other when they share a process;
 * Numba, BLAS (if ``threadpoolctl`` is installed) and PyTorch are all pinned
   to ``--threads``.
 
@@ -52,6 +57,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict
 
@@ -60,6 +66,12 @@ import numpy as np
 from . import _suite
 
 IMPLS = ("fastconv", "im2col", "reference", "torch", "out=")
+
+#: The order in which each shape is measured: the NumPy-based ones last, so
+#: that BLAS's idle threads, which spin for ~0.1 s after a call, do so during
+#: the next shape's fastconv warm-up in this process rather than during
+#: PyTorch's in its own (where they count as another process's load).
+MEASURE_ORDER = ("fastconv", "out=", "torch", "im2col", "reference")
 
 #: Implementations compared with fastconv in the ratios and geometric means
 #: (``"out="`` is fastconv itself, pooling into reused arrays).
@@ -322,42 +334,86 @@ def _case_from(kind, fields):
 
 
 def torch_worker(stream_in=None, stream_out=None):
-    """Subprocess side: read a JSON spec, time each job with PyTorch, print JSON.
+    """Subprocess side: time PyTorch calls, one job per line (JSON lines protocol).
 
-    The spec holds ``threads``, ``repeat``, ``budget`` and ``jobs``, a list of
-    ``{"kind", "case" (dataclass fields), "dtype", "pass"}``.  The output holds
-    ``torch_version``, ``threads`` and ``timings`` (one dict or
-    ``{"error": ...}`` per job).
+    The first input line holds ``threads``, ``repeat`` and ``budget``; the
+    worker answers with ``torch_version`` and ``threads``.  Each further
+    line is a job ``{"kind", "case" (dataclass fields), "dtype", "pass"}``,
+    answered with its timing (:func:`measure_undisturbed`) or ``{"error":
+    ...}``.  It returns at the end of the input.
     """
-    spec = json.load(stream_in or sys.stdin)
+    stream_in = stream_in or sys.stdin
+    stream_out = stream_out or sys.stdout
+    spec = json.loads(stream_in.readline())
     import torch
 
     torch.set_num_threads(spec["threads"])
-    timings = []
+
+    def answer(obj):
+        stream_out.write(json.dumps(obj) + "\n")
+        stream_out.flush()
+
+    answer({"torch_version": torch.__version__, "threads": torch.get_num_threads()})
     with torch.inference_mode():
-        for job in spec["jobs"]:
+        for line in stream_in:
+            job = json.loads(line)
             case = _case_from(job["kind"], job["case"])
-            try:
-                fn = _torch_call(torch, case, job["pass"], job["dtype"])
-                timings.append(measure_undisturbed(fn, spec["repeat"], spec["budget"]))
+            try:  # the call's tensors are freed before the next job
+                answer(measure_undisturbed(_torch_call(torch, case, job["pass"], job["dtype"]),
+                                           spec["repeat"], spec["budget"]))
             except Exception as exc:  # report it in the table, keep going
-                timings.append({"error": f"{type(exc).__name__}: {exc}"})
-    json.dump({"torch_version": torch.__version__, "threads": torch.get_num_threads(),
-               "timings": timings}, stream_out or sys.stdout)
+                answer({"error": f"{type(exc).__name__}: {exc}"})
 
 
-def _run_torch(jobs, threads, repeat, budget):
-    """Time ``jobs`` with PyTorch in a child process; ``(timings, version)``."""
-    spec = {"threads": threads, "repeat": repeat, "budget": budget,
-            "jobs": [{"kind": k, "case": asdict(c), "dtype": d, "pass": p}
-                     for k, c, d, p in jobs]}
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    proc = subprocess.run([sys.executable, "-m", "fastconv._bench", "--torch-worker"],
-                          input=json.dumps(spec), capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"PyTorch worker failed:\n{proc.stderr[-2000:]}")
-    out = json.loads(proc.stdout)
-    return out["timings"], out["torch_version"]
+class TorchWorker:
+    """A child process that times PyTorch calls on request (:func:`torch_worker`).
+
+    Parameters
+    ----------
+    threads, repeat, budget
+        As for :func:`run`.
+    """
+
+    def __init__(self, threads, repeat, budget):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "fastconv._bench", "--torch-worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env)
+        self._send({"threads": threads, "repeat": repeat, "budget": budget})
+        self.version = self._receive()["torch_version"]
+
+    def time(self, job):
+        """The timing of one ``(kind, case, dtype, pass)`` job, as :func:`measure_undisturbed`."""
+        kind, case, dtype, pass_ = job
+        self._send({"kind": kind, "case": asdict(case), "dtype": dtype, "pass": pass_})
+        return self._receive()
+
+    def close(self):
+        """End the child process."""
+        if self._proc.stdin and not self._proc.stdin.closed:
+            self._proc.stdin.close()
+        self._proc.wait()
+        self._stderr.close()
+
+    def _send(self, obj):
+        try:
+            self._proc.stdin.write(json.dumps(obj) + "\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            self._fail()
+
+    def _receive(self):
+        line = self._proc.stdout.readline()
+        if not line:
+            self._fail()
+        return json.loads(line)
+
+    def _fail(self):
+        self._proc.kill()
+        self._proc.wait()
+        self._stderr.seek(0)
+        raise RuntimeError(f"PyTorch worker failed:\n{self._stderr.read()[-2000:]}")
 
 
 # --------------------------------------------------------------------------- running
@@ -427,23 +483,33 @@ def run(jobs, impls, threads, repeat, budget, log=sys.stderr):
     meta = {"threads": threads, "repeat": repeat, "budget_s": budget,
             "peak_gflops": _suite.PEAK_GFLOPS, "peak_gbps": _suite.PEAK_GBPS}
     timings = {}
-    if "torch" in impls:
-        print(f"PyTorch: {len(jobs)} measurements in a subprocess ...", file=log, flush=True)
-        t_jobs, meta["torch_version"] = _run_torch(jobs, threads, repeat, budget)
-        timings.update({("torch", i): t for i, t in enumerate(t_jobs)})
-    meta["blas_threads"] = _pin_threads(threads)
-    for impl in (i for i in IMPLS if i in impls and i != "torch"):
-        module = _implementation(impl)
-        todo = [i for i, (k, c, d, p) in enumerate(jobs) if _wants(impl, k, c, p, d)]
-        if todo:
-            print(f"{impl}: {len(todo)} measurements ...", file=log, flush=True)
-        for i in todo:
-            kind, case, dtype, pass_ = jobs[i]
-            try:
-                fn = _numpy_call(module, case, pass_, dtype, reuse_out=impl == "out=")
-                timings[(impl, i)] = measure_undisturbed(fn, repeat, budget)
-            except Exception as exc:  # report it in the table, keep going
-                timings[(impl, i)] = {"error": f"{type(exc).__name__}: {exc}"}
+    worker = TorchWorker(threads, repeat, budget) if "torch" in impls else None
+    try:
+        if worker is not None:
+            meta["torch_version"] = worker.version
+        meta["blas_threads"] = _pin_threads(threads)
+        order = [impl for impl in MEASURE_ORDER if impl in impls]
+        modules = {impl: _implementation(impl) for impl in order if impl != "torch"}
+        print(f"{len(jobs)} measurements, each with {', '.join(order)} in turn ...",
+              file=log, flush=True)
+        for i, job in enumerate(jobs):
+            kind, case, dtype, pass_ = job
+            for impl in order:
+                if impl == "torch":
+                    timings[("torch", i)] = worker.time(job)
+                    continue
+                if not _wants(impl, kind, case, pass_, dtype):
+                    continue
+                module = modules[impl]
+                try:  # the call's arrays are freed before the next measurement
+                    timings[(impl, i)] = measure_undisturbed(
+                        _numpy_call(module, case, pass_, dtype, reuse_out=impl == "out="),
+                        repeat, budget)
+                except Exception as exc:  # report it in the table, keep going
+                    timings[(impl, i)] = {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if worker is not None:
+            worker.close()
     machine1, own1 = _cpu_seconds()
     meta["elapsed_s"] = time.perf_counter() - wall0
     if machine0 is not None:

@@ -1,5 +1,6 @@
 """The benchmark harness: its shape suite, its im2col baseline and ``fastconv bench --quick``."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -193,6 +194,56 @@ def test_the_table_marks_times_other_processes_disturbed():
     row = next(line for line in table.splitlines() if line.startswith(case.id))
     assert "1.00 ms!" in row and row.count("!") == 1
     assert "1 measurements taken again" in table and "1 still were" in table
+
+
+def test_each_shape_is_measured_with_every_implementation_before_the_next(monkeypatch):
+    measured = []
+
+    class FakeWorker:
+        version = "fake"
+
+        def __init__(self, threads, repeat, budget):
+            pass
+
+        def time(self, job):
+            measured.append(("torch", job[1].id, job[3]))
+            return {"median_s": 1e-3, "busy": 0.0, "attempts": 1}
+
+        def close(self):
+            measured.append("closed")
+
+    def fake_call(module, case, pass_, dtype, reuse_out=False):
+        impl = "out=" if reuse_out else module.__name__.rsplit(".", 1)[-1]
+        return lambda: measured.append((impl, case.id, pass_))
+
+    monkeypatch.setattr(_bench, "TorchWorker", FakeWorker)
+    monkeypatch.setattr(_bench, "_numpy_call", fake_call)
+    monkeypatch.setattr(_bench, "measure_undisturbed",
+                        lambda fn, repeat, budget: fn() or {"median_s": 1e-3, "busy": 0.0})
+    jobs = _bench._jobs(_suite.QUICK_CONV_CASES, _suite.QUICK_POOL_CASES, None, ("float32",),
+                        ("forward", "pool_forward"))
+    records, meta = _bench.run(jobs, set(_bench.IMPLS), threads=1, repeat=1, budget=0.01,
+                               log=open(os.devnull, "w"))
+    assert meta["torch_version"] == "fake" and measured[-1] == "closed"
+    conv, pool = _suite.QUICK_CONV_CASES[0].id, _suite.QUICK_POOL_CASES[0].id
+    assert measured[:4] == [("fastconv", conv, "forward"), ("torch", conv, "forward"),
+                            ("_im2col", conv, "forward"), ("reference", conv, "forward")]
+    assert measured[-5:-1] == [("fastconv", pool, "pool_forward"),
+                               ("out=", pool, "pool_forward"), ("torch", pool, "pool_forward"),
+                               ("reference", pool, "pool_forward")]
+    assert len(records) == len(measured) - 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
+def test_torch_worker_answers_one_job_per_line():
+    worker = _bench.TorchWorker(threads=1, repeat=1, budget=0.01)
+    try:
+        job = ("conv", _suite.QUICK_CONV_CASES[0], "float64", "grad_weight")
+        first, second = worker.time(job), worker.time(job)
+    finally:
+        worker.close()
+    assert worker.version.startswith("2.")
+    assert first["median_s"] > 0 and second["median_s"] > 0 and "error" not in second
 
 
 def test_embedding_check_times_matmuls_in_child_processes(monkeypatch):
