@@ -234,6 +234,26 @@ def test_each_shape_is_measured_with_every_implementation_before_the_next(monkey
     assert len(records) == len(measured) - 1
 
 
+def test_each_measurement_keeps_its_fastest_round(monkeypatch):
+    medians = iter([3e-3, 1e-3, 2e-3, 5e-3])  # fastconv, reference; then round 2
+
+    def fake_measure(fn, repeat, budget):
+        return {"median_s": next(medians), "busy": 0.0, "attempts": 1}
+
+    monkeypatch.setattr(_bench, "measure_undisturbed", fake_measure)
+    jobs = _bench._jobs(_suite.QUICK_CONV_CASES, (), None, ("float32",), ("forward",))[:1]
+    records, meta = _bench.run(jobs, {"fastconv", "reference"}, threads=1, repeat=1,
+                               budget=0.01, rounds=2, log=open(os.devnull, "w"))
+    kept = {r["impl"]: (r["median_s"], r["round"]) for r in records}
+    assert kept == {"fastconv": (2e-3, 1), "reference": (1e-3, 0)}
+    assert meta["rounds"] == 2
+
+
+def test_bench_rejects_zero_rounds():
+    with pytest.raises(SystemExit):
+        _bench.main(["--quick", "--rounds", "0"])
+
+
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
 def test_torch_worker_answers_one_job_per_line():
     worker = _bench.TorchWorker(threads=1, repeat=1, budget=0.01)
