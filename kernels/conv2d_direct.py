@@ -302,7 +302,7 @@ def _direct_tasks(run, plan, x, w, b, out, out2):
     sh, sw, pt, pl = plan[8], plan[9], plan[12], plan[13]  # dilation is in eoff
     P, Q, oh0, ow0, osh, osw = plan[14], plan[15], plan[16], plan[17], plan[18], plan[19]
     B, Hz, Wz, in_place, band_size = plan[20], plan[21], plan[22], plan[23] != 0, plan[24]
-    last_tap, nb, ntasks, PL = plan[25], plan[26], plan[27], plan[28]
+    last_tap, nb, ntasks, PL, woff = plan[25], plan[26], plan[27], plan[28], plan[29]
     nruns = plan[PLAN_NRUNS]
     fns = plan[3:8]
     use_h = plan[_PLAN_HEAD:_PLAN_HEAD + sh]
@@ -352,7 +352,7 @@ def _direct_tasks(run, plan, x, w, b, out, out2):
                 lnv = min(lnv, x1.size - (xb + p0 * W + st) - last_tap)
             kb = 0
             while kb < Kg:
-                kw = (g * Kg + kb) * E
+                kw = woff + (g * Kg + kb) * E
                 kn = _block_channels(Kg - kb)
                 if kn <= 2:
                     # 1-2 channels left (depthwise, few-channel outputs): one
@@ -397,10 +397,11 @@ def helper_addresses(dtype, Kg):
 
 
 #: Slots of a plan (:func:`direct_plan`) before its variable-length parts.
-_PLAN_HEAD = 29
+_PLAN_HEAD = 30
 
 
-def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place):
+def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place, rows=None,
+                woff=0):
     """The plan of a direct convolution (:func:`_direct_tasks`), as one read-only int64 array.
 
     Slots: the :mod:`._tasks` head (0-2: the address of
@@ -409,14 +410,20 @@ def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place)
     dw, pt, pl`` (8-13: stride, dilation, top/left padding, negative crops);
     ``P, Q, oh0, ow0, osh, osw`` (14-19: output size, and pixel ``(p, q)``
     written at ``[oh0 + p*osh, ow0 + q*osw]``); ``B, Hz, Wz, in_place,
-    band_size, last_tap, nb, ntasks, PL`` (20-28: output rows per task, the
-    band's phase-plane height and width, whether the input is read in place
-    with no band, the band's size, the largest tap offset, bands per image,
-    tasks, the distance of planes in the band); then ``use_h`` (``sh``
+    band_size, last_tap, nb, ntasks, PL, woff`` (20-29: output rows per
+    task, the band's phase-plane height and width, whether the input is
+    read in place with no band, the band's size, the largest tap offset,
+    bands per image, tasks, the distance of planes in the band, and where
+    the weights start in the flattened ``w``); then ``use_h`` (``sh``
     entries) and ``use_w`` (``sw``): 0 for a stride phase that holds no
     taps, else its number among those that do, from 1; and ``eoff``, the
     offset of tap ``(c, r, s)`` in the band (or, in place, in the input).
     Tasks are cut into at most :data:`TASK_CHUNKS` runs.
+
+    ``rows`` overrides the output rows per task (:func:`direct_rows`), and
+    ``woff`` is the offset of this convolution's ``w_shape`` weights in the
+    flattened ``w`` the kernel gets: the input gradient's stride phases run
+    several plans over one weight array (:mod:`.conv2d_grad_input`).
 
     Computed in Python once per shape (:func:`run_direct` keeps them): in
     the kernel, Numba's parfor passes took about 0.6 s to compile these
@@ -435,7 +442,7 @@ def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place)
     nh, nw = int(use_h.max()), int(use_w.max())
     extra = ((R - 1) * dh) // sh
     Wz = Q + ((S - 1) * dw) // sw
-    B = direct_rows(P, Cg * nh * nw * Wz, extra, N * G)
+    B = rows or direct_rows(P, Cg * nh * nw * Wz, extra, N * G)
     Hz = B + extra
     PL = _plane_stride(Hz * Wz, np.dtype(dtype).itemsize)
     # in place: read x itself (unit stride, no padding, whole rows); only
@@ -453,7 +460,7 @@ def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place)
     ntasks = N * G * nb
     head = [DIRECT_TASKS.address(dtype), min(ntasks, TASK_CHUNKS), 0,
             *helper_addresses(dtype, Kg), sh, sw, dh, dw, pt, pl, P, Q, *place,
-            B, Hz, Wz, int(in_place), band_size, int(eoff.max()), nb, ntasks, PL]
+            B, Hz, Wz, int(in_place), band_size, int(eoff.max()), nb, ntasks, PL, woff]
     plan = np.concatenate([np.array(head, np.int64), use_h, use_w, eoff.ravel()]).astype(np.int64)
     plan.flags.writeable = False
     return plan

@@ -38,17 +38,26 @@ def forced_engine(engine):
             m.choose_engine = f
 
 
+_PHASES = importlib.import_module("fastconv.kernels.conv2d_grad_input")
+
+
 @contextmanager
 def forced_direct_build(build):
     """Make the direct engine run its "serial" or "parallel" build for every size
-    ("default": choose by size as usual)."""
+    ("default": choose by size as usual).  Plans made before keep their build,
+    so the block starts with none."""
     saved = _DIRECT.SERIAL_MACS
     try:
         if build != "default":
             _DIRECT.SERIAL_MACS = 2**62 if build == "serial" else 0
+            _DIRECT._PLANS.clear()
+            _PHASES._PLANS.clear()
         yield
     finally:
         _DIRECT.SERIAL_MACS = saved
+        if build != "default":
+            _DIRECT._PLANS.clear()
+            _PHASES._PLANS.clear()
 
 
 def _forward_and_grad_input(x, w, b, g, kwargs):
@@ -144,3 +153,28 @@ def test_direct_channel_blocks(out_channels, padding, dtype):
 def test_choose_engine(reduction, channels, unit_stride, Q, Wz, engine):
     choose = _CHOOSERS[0].choose_engine
     assert choose(reduction, channels, unit_stride, Q, Wz) == engine
+
+
+@pytest.mark.parametrize("build", ["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", [
+    # phases of unequal height and width (odd sizes), so unequal task and run counts
+    ((1, 3, 7, 9), (4, 3, 3, 3), dict(stride=2, padding=1)),
+    ((2, 4, 12, 13), (6, 2, 5, 4), dict(stride=(3, 2), padding=2, groups=2)),
+    ((3, 2, 9, 9), (2, 2, 3, 3), dict(stride=2, dilation=2)),  # only phase (0, 0) has taps
+    ((1, 6, 23, 22), (64, 6, 7, 7), dict(stride=2, padding=3)),  # a ResNet-50 stem, smaller
+    ((70, 2, 6, 6), (3, 2, 3, 3), dict(stride=2, padding=1)),  # more tasks than runs
+])
+def test_stride_phases_run_in_one_call(build, dtype, x_shape, w_shape, kwargs):
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, x_shape).astype(dtype)
+    w = rng.uniform(-1, 1, w_shape).astype(dtype)
+    g = rng.uniform(-1, 1, fastconv.conv2d(x, w, **kwargs).shape).astype(dtype)
+    with forced_engine("direct"), forced_direct_build(build):
+        gx = fastconv.conv2d_grad_input(x.shape, w, g, **kwargs)
+        phased = len(_PHASES._PLANS)
+    gx_ref = ref.conv2d_grad_input(x.shape, w.astype(np.float64), g.astype(np.float64),
+                                   **kwargs)
+    taps = (w.shape[0] // kwargs.get("groups", 1)) * w.shape[2] * w.shape[3]
+    np.testing.assert_allclose(gx, gx_ref, rtol=0, atol=conv_atol(taps, dtype))
+    assert phased == (0 if kwargs.get("dilation") == 2 else 1)
