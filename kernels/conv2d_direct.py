@@ -498,7 +498,8 @@ def direct_rows(P, per_row, extra, n_outer):
 
 
 def _phase_numbers(R, d, s):
-    """Per stride phase ``0..s-1``: 0 if no tap ``r*d`` (``r < R``) falls in it, else its number from 1."""
+    """For each stride phase ``0..s-1``: 0 if no tap ``r*d`` (``r < R``) is in it, else its
+    number among those that hold taps, from 1."""
     used = np.zeros(s, np.int64)
     used[(np.arange(R) * d) % s] = 1
     return np.where(used > 0, np.cumsum(used), 0)

@@ -127,7 +127,7 @@ def _phases_runs(run, plan, x, w, b, out, out2):
 #: How :func:`._tasks.run_tasks` calls :func:`_phases_runs` (by address, see :mod:`._jit`).
 PHASES_RUNS = declare_runs(_phases_runs)
 
-#: Plans of :func:`_run_phases` by dtype, shapes and arguments (as :mod:`.conv2d_direct` keeps its own).
+#: Plans of :func:`_run_phases` by dtype, shapes and arguments (as in :mod:`.conv2d_direct`).
 _PLANS = {}
 MAX_PLANS = 256
 
@@ -183,10 +183,10 @@ def _phases_plan(dtype, x_shape, phases):
         subplans.append(direct_plan(dtype, x_shape, sub.shape, (1, 1), pad, dil, Hp, Wp, place,
                                     rows=rows, woff=woff))
         woff += sub.size
-    head = 4 + 2 * len(phases)
-    starts = np.cumsum([head] + [p.size for p in subplans])
+    starts = np.cumsum([4 + 2 * len(phases)] + [p.size for p in subplans])
     index = [v for start, p in zip(starts, subplans) for v in (start, p.size)]
-    plan = np.concatenate([np.array([PHASES_RUNS.address(dtype), max(p[PLAN_NRUNS] for p in subplans),
-                                     0, len(phases), *index], np.int64), *subplans])
+    nruns = max(p[PLAN_NRUNS] for p in subplans)
+    head = np.array([PHASES_RUNS.address(dtype), nruns, 0, len(phases), *index], np.int64)
+    plan = np.concatenate([head, *subplans])
     plan.flags.writeable = False
     return plan
