@@ -178,3 +178,15 @@ def test_stride_phases_run_in_one_call(build, dtype, x_shape, w_shape, kwargs):
     taps = (w.shape[0] // kwargs.get("groups", 1)) * w.shape[2] * w.shape[3]
     np.testing.assert_allclose(gx, gx_ref, rtol=0, atol=conv_atol(taps, dtype))
     assert phased == (0 if kwargs.get("dilation") == 2 else 1)
+
+
+def test_stride_phase_taps_as_slices():
+    # the input gradient indexes the flipped kernel with slices, not tap lists
+    for R in range(1, 8):
+        for stride in range(1, 5):
+            for dilation in range(1, 4):
+                for pad in range((R - 1) * dilation // 2 + 1):
+                    for a in range(stride):
+                        taps = _PHASES.stride_phase(a, stride, dilation, pad, R, 5, 20)[0]
+                        if taps:
+                            assert list(np.arange(R)[_PHASES._taps_slice(taps)]) == taps
