@@ -32,6 +32,13 @@ MAX_KEPT_BYTES = 1 << 30
 #: Alignment of a result's first element (one cache line, one AVX-512 vector).
 ALIGN = 64
 
+#: Results at least this large (and below :data:`MIN_BYTES`) are plain
+#: arrays, but aligned to :data:`ALIGN` too: the kernels write results this
+#: large with non-temporal stores, whole cache lines only (see
+#: ``fastconv.kernels.conv2d_direct.STREAM_MIN_BYTES``), and rows that
+#: start on a line boundary are whole lines.
+ALIGN_MIN_BYTES = 8 << 20
+
 _lock = threading.RLock()  # reentrant: a give-back can run from the GC inside a locked region
 _kept = []  # (size in bytes, block: uint8 array of size + ALIGN bytes), oldest first
 _kept_bytes = 0
@@ -62,14 +69,19 @@ def empty(shape, dtype):
     Returns
     -------
     ndarray
-        Writable and C-contiguous.  From :data:`MIN_BYTES` up, its base is a
-        private object holding a recycled block, aligned to :data:`ALIGN`
-        bytes; the block is reused once no view of the array is left.
+        Writable and C-contiguous.  From :data:`ALIGN_MIN_BYTES` up, aligned
+        to :data:`ALIGN` bytes.  From :data:`MIN_BYTES` up, its base is a
+        private object holding a recycled block; the block is reused once no
+        view of the array is left.
     """
     global _kept_bytes
     size = dtype.itemsize * math.prod(shape)
     if size < MIN_BYTES:
-        return np.empty(shape, dtype)
+        if size < ALIGN_MIN_BYTES:
+            return np.empty(shape, dtype)
+        raw = np.empty(size + ALIGN, np.uint8)
+        start = -raw.ctypes.data % ALIGN
+        return raw[start:start + size].view(dtype).reshape(shape)
     shape = tuple(int(n) for n in shape)
     block = None
     with _lock:

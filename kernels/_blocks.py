@@ -17,6 +17,9 @@ AVX-512 vectors whose accumulators stay in registers for a whole reduction:
 * :func:`copy_stride2`: every other element of a run, two vectors at a time
   (the direct engine's gather for column stride 2), where the vectoriser
   emitted a slow ``vgather``.
+* :func:`stream_row`: a run plus a constant, written with non-temporal
+  stores (the direct engine's write-back of large results), which Numba
+  cannot ask for.
 
 In the blocks, every product is one fused multiply-add (``llvm.fma``) and
 the order of the sums is fixed, so results do not depend on the thread
@@ -327,3 +330,71 @@ def copy_stride2(typingctx, src, si, dst, di, n):
         return context.get_dummy_value()
 
     return numba.types.void(src, si, dst, di, n), codegen
+
+
+@intrinsic
+def stream_row(typingctx, src, si, add, dst, di, n):
+    """``dst[di + j] = src[si + j] + add`` for ``j < n``; whole lines of ``dst`` skip the caches.
+
+    For results too large to stay in cache (see
+    :data:`.conv2d_direct.STREAM_MIN_BYTES`): a normal store first reads the
+    line it writes (a read for ownership).  The 64-byte lines of ``dst``
+    that the run covers whole get non-temporal stores; the partial lines at
+    its ends get normal ones.  Non-temporal stores are weakly ordered: the
+    caller ends with :func:`store_fence` before anything else reads ``dst``.
+    """
+    if not (_is_float_array(src) and _is_float_array(dst, src.dtype) and src.ndim == dst.ndim == 1
+            and isinstance(add, numba.types.Float)
+            and all(isinstance(i, numba.types.Integer) for i in (si, di, n))):
+        return None
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        s = context.make_array(tys[0])(context, builder, args[0]).data
+        d = context.make_array(tys[3])(context, builder, args[3]).data
+        si_, di_, n_ = (context.cast(builder, args[j], tys[j], numba.types.int64)
+                        for j in (1, 4, 5))
+        _, vector, lanes, size = _vector_of(context, tys[0].dtype)
+        add_ = context.cast(builder, args[2], tys[2], tys[0].dtype)
+        sp, dp = builder.gep(s, [si_]), builder.gep(d, [di_])
+        misaligned = builder.and_(builder.ptrtoint(dp, _I64), _I64(VECTOR_BYTES - 1))
+        head = builder.udiv(builder.and_(builder.sub(_I64(VECTOR_BYTES), misaligned),
+                                         _I64(VECTOR_BYTES - 1)), _I64(size))
+        odd = builder.icmp_unsigned("!=", builder.urem(misaligned, _I64(size)), _I64(0))
+        head = builder.select(odd, n_, head)
+        head = builder.select(builder.icmp_signed("<", head, n_), head, n_)
+        body_end = builder.add(head, builder.mul(
+            builder.sdiv(builder.sub(n_, head), _I64(lanes)), _I64(lanes)))
+        nontemporal = builder.module.add_metadata([llvmir.IntType(32)(1)])
+        splat = _splat(builder, add_, vector)
+
+        def scalar_step(j, _):
+            value = builder.fadd(builder.load(builder.gep(sp, [j])), add_)
+            builder.store(value, builder.gep(dp, [j]))
+            return [], 1
+
+        def vector_step(j, _):
+            value = builder.fadd(_load_vector(builder, builder.gep(sp, [j]), vector, size), splat)
+            store = builder.store(value, builder.bitcast(builder.gep(dp, [j]), vector.as_pointer()),
+                                  align=VECTOR_BYTES)
+            store.set_metadata("nontemporal", nontemporal)
+            return [], lanes
+
+        _counted_loop(builder, "stream_row.head", _I64(0), head, [], scalar_step)
+        _counted_loop(builder, "stream_row.body", head, body_end, [], vector_step)
+        _counted_loop(builder, "stream_row.tail", body_end, n_, [], scalar_step)
+        return context.get_dummy_value()
+
+    return numba.types.void(src, si, add, dst, di, n), codegen
+
+
+@intrinsic
+def store_fence(typingctx):
+    """``sfence``: non-temporal stores before it (:func:`stream_row`) complete before later ones."""
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(
+            builder.module, llvmir.FunctionType(llvmir.VoidType(), []), "llvm.x86.sse.sfence")
+        builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return numba.types.void(), codegen

@@ -127,3 +127,30 @@ def test_copy_stride2_reads_nothing_past_its_last_element(dtype, n):
     _copy_stride2(src, 0, dst, 0, n)
     np.testing.assert_array_equal(dst, src[::2])
     del src
+
+
+@numba.njit
+def _stream_rows(src, si, add, dst, di, n):
+    _MK.stream_row(src, si, add, dst, di, n)
+    _MK.store_fence()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stream_row_adds_and_writes_exactly_its_run(dtype):
+    # non-temporal stores for the whole lines of the run, normal ones at its
+    # ends, wherever those fall: every offset and length around a line
+    rng = np.random.default_rng(0)
+    src = rng.standard_normal(300).astype(dtype)
+    src[[4, 70]] = np.nan, -np.inf
+    lanes = 64 // np.dtype(dtype).itemsize
+    raw = np.empty(400 + lanes, dtype)
+    start = (-raw.ctypes.data % 64) // np.dtype(dtype).itemsize
+    for n in [0, 1, lanes - 1, lanes, lanes + 1, 2 * lanes + 3, 100]:
+        for si in (0, 3):
+            for di in range(lanes + 1):
+                dst = raw[start:start + 400]
+                dst[:] = -7.0
+                _stream_rows(src, si, dtype(0.5), dst, di, n)
+                want = np.full(400, -7.0, dtype)
+                want[di:di + n] = src[si:si + n] + dtype(0.5)
+                np.testing.assert_array_equal(dst, want)

@@ -190,3 +190,41 @@ def test_stride_phase_taps_as_slices():
                         taps = _PHASES.stride_phase(a, stride, dilation, pad, R, 5, 20)[0]
                         if taps:
                             assert list(np.arange(R)[_PHASES._taps_slice(taps)]) == taps
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", [
+    ((2, 8, 10, 10), (8, 8, 1, 1), {}),  # rows contiguous: whole segments
+    ((1, 3, 32, 64), (4, 3, 3, 3), dict(padding=1)),  # rows of 64 elements
+    ((1, 3, 33, 64), (6, 3, 3, 3), dict(padding=1, stride=(2, 1))),
+])
+def test_streamed_write_back_matches_reference(monkeypatch, dtype, x_shape, w_shape, kwargs):
+    # small results take the non-temporal write-back too, unaligned: its
+    # partial lines at both ends of every run are exercised
+    monkeypatch.setattr(_DIRECT, "STREAM_MIN_BYTES", 0)
+    _DIRECT._PLANS.clear()
+    try:
+        rng = np.random.default_rng(2)
+        x = rng.uniform(-1, 1, x_shape).astype(dtype)
+        w = rng.uniform(-1, 1, w_shape).astype(dtype)
+        b = rng.uniform(-1, 1, w_shape[0]).astype(dtype)
+        with forced_engine("direct"):
+            y = fastconv.conv2d(x, w, b, **kwargs)
+        assert all(plan[30] == 1 for _, plan, _ in _DIRECT._PLANS.values())
+    finally:
+        _DIRECT._PLANS.clear()
+    y_ref = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                       **kwargs)
+    np.testing.assert_allclose(y, y_ref, rtol=0,
+                               atol=conv_atol(int(np.prod(w_shape[1:])) + 1, dtype))
+
+
+def test_write_back_streams_only_whole_lines_of_large_results():
+    big = 8 << 20
+    assert _DIRECT._streams((1, 1, 1, big // 8), 8, big // 8, big // 8, (0, 0, 1, 1))
+    assert not _DIRECT._streams((1, 1, 1, big // 16), 8, big // 16, big // 16, (0, 0, 1, 1))
+    rows = (big // 256, 1, 1, 32)  # float64 rows of 256 bytes
+    assert _DIRECT._streams(rows, 8, 32, 34, (0, 0, 1, 1))
+    assert not _DIRECT._streams(rows, 8, 16, 18, (0, 0, 1, 1))  # 128-byte runs
+    assert not _DIRECT._streams(rows, 8, 32, 34, (0, 1, 2, 2))  # strided placement
+    assert not _DIRECT._streams((big // 224, 1, 1, 56), 4, 56, 58, (0, 0, 1, 1))  # 224-byte rows

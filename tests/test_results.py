@@ -86,3 +86,14 @@ def test_results_in_recycled_memory_hold_no_stale_values(small_threshold):
         del values, idx, g
         gc.collect()
     assert _results.kept_bytes() > 0  # the loop did recycle
+
+
+def test_results_from_align_min_bytes_are_cache_line_aligned(monkeypatch):
+    # the kernels write results this large with whole-line non-temporal stores
+    monkeypatch.setattr(_results, "ALIGN_MIN_BYTES", 4096)
+    for n in (512, 513, 1000, 4099):
+        a = _results.empty((n,), np.dtype(np.float64))
+        assert a.shape == (n,) and a.flags.c_contiguous and a.flags.writeable
+        assert a.ctypes.data % _results.ALIGN == 0
+        a[:] = 1.0
+    assert _results.empty((511,), np.dtype(np.float64)).flags.owndata  # below: plain np.empty
