@@ -95,6 +95,13 @@ def _fma(builder, ty):
         builder.module, llvmir.FunctionType(ty, [ty] * 3), f"llvm.fma.{suffix}f{bits}")
 
 
+def _element(context, builder, signature, args, a, i):
+    """Pointer to element ``args[i]`` (any integer type) of the 1-D array ``args[a]``."""
+    tys = signature.args
+    data = context.make_array(tys[a])(context, builder, args[a]).data
+    return builder.gep(data, [context.cast(builder, args[i], tys[i], numba.types.int64)])
+
+
 def _load_vector(builder, ptr, vector, align):
     return builder.load(builder.bitcast(ptr, vector.as_pointer()), align=align)
 
@@ -291,13 +298,9 @@ def copy_stride2(typingctx, src, si, dst, di, n):
         return None
 
     def codegen(context, builder, signature, args):
-        tys = signature.args
-        s = context.make_array(tys[0])(context, builder, args[0]).data
-        d = context.make_array(tys[2])(context, builder, args[2]).data
-        si_, di_, n_ = (context.cast(builder, args[j], tys[j], numba.types.int64)
-                        for j in (1, 3, 4))
-        _, vector, lanes, align = _vector_of(context, tys[0].dtype)
-        sp, dp = builder.gep(s, [si_]), builder.gep(d, [di_])
+        sp, dp = (_element(context, builder, signature, args, a, i) for a, i in ((0, 1), (2, 3)))
+        n_ = context.cast(builder, args[4], signature.args[4], numba.types.int64)
+        _, vector, lanes, align = _vector_of(context, signature.args[0].dtype)
         i32 = llvmir.VectorType(llvmir.IntType(32), lanes)
         evens = llvmir.Constant(i32, list(range(0, 2 * lanes, 2)))
         # lo's even lanes, then the odd lanes of the vector loaded at lo + lanes - 1
@@ -350,13 +353,10 @@ def stream_row(typingctx, src, si, add, dst, di, n):
 
     def codegen(context, builder, signature, args):
         tys = signature.args
-        s = context.make_array(tys[0])(context, builder, args[0]).data
-        d = context.make_array(tys[3])(context, builder, args[3]).data
-        si_, di_, n_ = (context.cast(builder, args[j], tys[j], numba.types.int64)
-                        for j in (1, 4, 5))
+        sp, dp = (_element(context, builder, signature, args, a, i) for a, i in ((0, 1), (3, 4)))
+        n_ = context.cast(builder, args[5], tys[5], numba.types.int64)
         _, vector, lanes, size = _vector_of(context, tys[0].dtype)
         add_ = context.cast(builder, args[2], tys[2], tys[0].dtype)
-        sp, dp = builder.gep(s, [si_]), builder.gep(d, [di_])
         misaligned = builder.and_(builder.ptrtoint(dp, _I64), _I64(VECTOR_BYTES - 1))
         head = builder.udiv(builder.and_(builder.sub(_I64(VECTOR_BYTES), misaligned),
                                          _I64(VECTOR_BYTES - 1)), _I64(size))
