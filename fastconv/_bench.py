@@ -19,9 +19,10 @@ Measurement rules:
   of the cores busy (from /proc/stat, Linux) is taken again, up to
   ``RETRIES`` times; times still disturbed are marked ``!`` in the table;
 * each shape is measured with every implementation in turn
-  (``MEASURE_ORDER``) before the next shape: a slow spell of this shared machine, which
-  can last tens of seconds, then falls on both sides of a ratio instead of
-  on one.  No two implementations ever run at the same time, and every
+  (``MEASURE_ORDER``) before the next shape, so that a slow spell of this
+  shared machine, which can last tens of seconds, tends to fall on both
+  sides of a ratio rather than on one (the rounds above guard against the
+  rest).  No two implementations ever run at the same time, and every
   measurement starts with its warm-up, in which the previous library's
   idle threads stop spinning (a few milliseconds);
 * PyTorch runs in a separate process (``python -m fastconv._bench

@@ -433,11 +433,11 @@ def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place,
     bands per image, tasks, the distance of planes in the band, and where
     the weights start in the flattened ``w``); ``stream`` (30: whether the
     write-back uses non-temporal stores, :func:`_streams`, for an output of
-    ``out_shape``); then ``use_h`` (``sh``
-    entries) and ``use_w`` (``sw``): 0 for a stride phase that holds no
-    taps, else its number among those that do, from 1; and ``eoff``, the
-    offset of tap ``(c, r, s)`` in the band (or, in place, in the input).
-    Tasks are cut into at most :data:`TASK_CHUNKS` runs.
+    ``out_shape``); then ``use_h`` (``sh`` entries) and ``use_w`` (``sw``):
+    0 for a stride phase that holds no taps, else its number among those
+    that do, from 1; and ``eoff``, the offset of tap ``(c, r, s)`` in the
+    band (or, in place, in the input).  Tasks are cut into at most
+    :data:`TASK_CHUNKS` runs.
 
     ``rows`` overrides the output rows per task (:func:`direct_rows`), and
     ``woff`` is the offset of this convolution's ``w_shape`` weights in the

@@ -23,12 +23,15 @@ from _cases import conv_atol, conv_cases
 _CHOOSERS = [importlib.import_module(f"fastconv.kernels.{m}")
              for m in ("conv2d_forward", "conv2d_grad_input")]
 _DIRECT = importlib.import_module("fastconv.kernels.conv2d_direct")
+_PHASES = importlib.import_module("fastconv.kernels.conv2d_grad_input")
 
 
 @contextmanager
 def forced_engine(engine):
     """Make every convolution in the block use ``engine`` ("direct" or "packed")."""
     saved = [m.choose_engine for m in _CHOOSERS]
+    # the input gradient keeps each geometry's engine choice: start and end without
+    _PHASES._DISPATCH.clear()
     try:
         for m in _CHOOSERS:
             m.choose_engine = lambda *args: engine
@@ -36,9 +39,7 @@ def forced_engine(engine):
     finally:
         for m, f in zip(_CHOOSERS, saved):
             m.choose_engine = f
-
-
-_PHASES = importlib.import_module("fastconv.kernels.conv2d_grad_input")
+        _PHASES._DISPATCH.clear()
 
 
 @contextmanager
