@@ -7,8 +7,6 @@ also ``'valid'`` or ``'same'``.  Results have the promoted dtype of the
 inputs (float32 or float64); inputs are never modified.
 """
 
-import numpy as np
-
 from . import _results, kernels
 from . import _validation as v
 
@@ -49,7 +47,7 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, spatial):
     dtype = v.result_dtype(*arrays)
     xk = v.as_kernel_array(_lift(x, spatial), dtype)
     wk = v.as_kernel_array(_lift(weight, spatial), dtype)
-    bk = np.zeros(geo.K, dtype) if bias is None else v.as_kernel_array(bias, dtype)
+    bk = None if bias is None else v.as_kernel_array(bias, dtype)
     out = _results.empty(geo.output_shape, dtype)
     kernels.conv2d_forward(xk, wk, bk, out, geo.stride, geo.pad_top_left, geo.dilation, geo.groups)
     return out[:, :, 0, :] if spatial == 1 else out

@@ -108,3 +108,23 @@ def unused_input(dtype):
 def unused_output(dtype):
     """An empty 4-D array of ``dtype``, for an ``out2`` an engine does not write."""
     return _unused(dtype, 4)
+
+
+#: Most zero biases :func:`zero_bias` keeps.
+MAX_ZERO_BIASES = 256
+
+_ZERO_BIASES = {}
+
+
+def zero_bias(n, dtype):
+    """An array of ``n`` zeros (the engines' bias argument, never written), kept per size and dtype.
+
+    Writeable: Numba compiles read-only arrays as another type, so the
+    engines' compiled builds would not match it.
+    """
+    z = _ZERO_BIASES.get((n, dtype))
+    if z is None:
+        if len(_ZERO_BIASES) >= MAX_ZERO_BIASES:
+            _ZERO_BIASES.clear()
+        z = _ZERO_BIASES[(n, dtype)] = np.zeros(n, dtype)
+    return z

@@ -5,7 +5,7 @@ import numpy as np
 from ._jit import address_table, call_compiled, noalias_helper
 from ._microkernels import WEIGHTS_TIMES_PANEL, weights_times_panel
 from ._panels import GATHER_BAND, PACK_ROWS_FROM_BAND, gather_band, pack_rows_from_band
-from ._tasks import declare_runs, run_tasks, unused_output
+from ._tasks import declare_runs, run_tasks, unused_output, zero_bias
 from ._tiling import band_rows, band_task, padded, task_rows
 from .conv2d_direct import run_direct
 
@@ -176,7 +176,7 @@ def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups, engi
     ----------
     x : ndarray, shape (N, C, H, W), C-contiguous, float32 or float64
     weight : ndarray, shape (K, C // groups, R, S), C-contiguous, x's dtype
-    bias : ndarray, shape (K,), x's dtype (zeros for no bias)
+    bias : ndarray, shape (K,), x's dtype, or None (no bias)
     out : ndarray, shape (N, K, P, Q), C-contiguous, x's dtype
     stride, dilation : (int, int)
     padding : (int, int)
@@ -186,6 +186,8 @@ def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups, engi
         None picks by :func:`choose_engine`; tests force each engine.
     """
     K, Cg, R, S = weight.shape
+    if bias is None:
+        bias = zero_bias(K, x.dtype)
     P, Q = out.shape[2], out.shape[3]
     unit = stride[0] == 1 and stride[1] == 1
     Wz = Q + ((S - 1) * dilation[1]) // stride[1]

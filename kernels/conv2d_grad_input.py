@@ -14,6 +14,7 @@ from ._tasks import (
     run_tasks,
     run_tasks_serial,
     unused_output,
+    zero_bias,
 )
 from .conv2d_direct import direct_plan, direct_rows, run_direct
 from .conv2d_forward import choose_engine, run_packed
@@ -83,7 +84,7 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
         # some phase gets no gradient (stride > dilated kernel, e.g. 1x1 stride
         # 2): one contiguous fill, 4.7x faster than zeroing the phases strided
         grad_input.fill(0)
-    bias = _zeros(C, grad_output.dtype)
+    bias = zero_bias(C, grad_output.dtype)
     # in/out channels swapped within each group: ws[g, c, k] = weight[g*Kg + k, c]
     ws = weight.reshape(G, Kg, Cg, R, S).transpose(0, 2, 1, 3, 4)
     direct = []
@@ -147,23 +148,6 @@ def _taps_slice(taps):
     step = taps[1] - taps[0] if len(taps) > 1 else -1
     stop = taps[-1] + step
     return slice(taps[0], None if stop < 0 else stop, step)
-
-
-_ZEROS = {}
-
-
-def _zeros(n, dtype):
-    """An array of ``n`` zeros (the engines' bias argument, never written), kept per size and dtype.
-
-    Writeable: Numba compiles read-only arrays as another type, so the
-    engines' compiled builds would not match it.
-    """
-    z = _ZEROS.get((n, dtype))
-    if z is None:
-        if len(_ZEROS) >= MAX_PLANS:
-            _ZEROS.clear()
-        z = _ZEROS[(n, dtype)] = np.zeros(n, dtype)
-    return z
 
 
 @noalias_helper

@@ -106,6 +106,21 @@ def test_cached_geometry_keeps_argument_types():
     fastconv.max_pool2d(x4, 2, ceil_mode=False)
     with pytest.raises(TypeError, match="ceil_mode must be a bool"):
         fastconv.max_pool2d(x4, 2, ceil_mode=0)
+    fastconv.conv2d(x4, w4, groups=2, padding="same")
+    with pytest.raises(ValueError, match="padding must be an int, a tuple of 2 ints, 'valid' or"):
+        fastconv.conv2d(x4, w4, groups=2, padding="Same")
+
+
+def test_shapes_of_any_int_type_are_accepted():
+    """A tuple of Python ints takes a shortcut; lists and NumPy ints the full check."""
+    dy = np.ones((2, 6, 6, 6))
+    want = fastconv.conv2d_grad_weight(x4, (6, 2, 3, 3), dy, groups=2)
+    for shape in ([6, 2, 3, 3], (np.int64(6), 2, np.int32(3), 3), np.array([6, 2, 3, 3])):
+        got = fastconv.conv2d_grad_weight(x4, shape, dy, groups=2)
+        assert got.shape == (6, 2, 3, 3)
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError, match="weight_shape must be an int; got True"):
+        fastconv.conv2d_grad_weight(x4, (6, 2, 3, True), dy, groups=2)
 
 
 def test_cached_pool_geometry_keeps_kernel_size_type():
