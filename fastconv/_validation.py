@@ -256,7 +256,9 @@ def _cached(n_shapes):
         def wrapper(*args):
             rest = args[n_shapes:]
             if _PLAIN_TYPES.issuperset(map(type, rest)):
-                key = args  # the usual call: 0.3 us, against 1.1 for the repr key
+                # the usual call: 0.3 us, against 1.1 for the repr key below, which it
+                # never equals (no tuple of strings and types among plain values)
+                key = args
             else:
                 key = (args[:n_shapes], repr(rest), tuple(map(type, rest)))
             hit = cache.get(key)

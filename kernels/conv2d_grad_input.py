@@ -89,19 +89,29 @@ def conv2d_grad_input(grad_output, weight, grad_input, stride, padding, dilation
     ws = weight.reshape(G, Kg, Cg, R, S).transpose(0, 2, 1, 3, 4)
     direct = []
     for rows, cols, pad, dil, Hp, Wp, place, use_direct in phases:
-        # one copy: (G, Cg, Kg, Rm, Sm), contiguous, is (C, Kg, Rm, Sm)
-        sub = np.ascontiguousarray(ws[:, :, :, rows, cols])
-        sub = sub.reshape(C, Kg, sub.shape[3], sub.shape[4])
+        taps = ws[:, :, :, rows, cols]  # a view, (G, Cg, Kg, Rm, Sm)
         if use_direct:
-            direct.append((sub, pad, dil, Hp, Wp, place))
+            direct.append((taps, pad, dil, Hp, Wp, place))
         else:
-            run_packed(grad_output, sub, bias, grad_input, (1, 1), pad, dil, G, Hp, Wp,
-                       place=place)
+            run_packed(grad_output, _sub_kernel(taps), bias, grad_input, (1, 1), pad, dil, G,
+                       Hp, Wp, place=place)
     if len(direct) == 1:
-        sub, pad, dil, Hp, Wp, place = direct[0]
-        run_direct(grad_output, sub, bias, grad_input, (1, 1), pad, dil, Hp, Wp, place=place)
+        taps, pad, dil, Hp, Wp, place = direct[0]
+        run_direct(grad_output, _sub_kernel(taps), bias, grad_input, (1, 1), pad, dil, Hp, Wp,
+                   place=place)
     elif direct:
         _run_phases(grad_output, direct, bias, grad_input)
+
+
+def _sub_kernel(taps, out=None):
+    """One phase's ``taps`` (``(G, Cg, Kg, Rm, Sm)``, a view) copied once, as ``(C, Kg, Rm, Sm)``.
+
+    Into ``out`` (C-contiguous, ``taps.size`` elements) if given.
+    """
+    G, Cg, Kg, Rm, Sm = taps.shape
+    sub = np.empty(taps.shape, taps.dtype) if out is None else out.reshape(taps.shape)
+    sub[...] = taps
+    return sub.reshape(G * Cg, Kg, Rm, Sm)
 
 
 #: Per geometry (:func:`conv2d_grad_input`'s key), whether ``grad_input`` is
@@ -186,13 +196,20 @@ def _run_phases(grad_output, phases, bias, grad_input):
     ----------
     grad_output, bias, grad_input
         As for :func:`.conv2d_direct.run_direct` (``x``, ``bias``, ``out``).
-    phases : list of (sub, padding, dilation, Hp, Wp, place)
-        Per phase, its ``(C, Kg, Rm, Sm)`` sub-kernel and the arguments of a
-        unit-stride :func:`.conv2d_direct.run_direct`.
+    phases : list of (taps, padding, dilation, Hp, Wp, place)
+        Per phase, its ``(G, Cg, Kg, Rm, Sm)`` taps (:func:`_sub_kernel`) and
+        the arguments of a unit-stride :func:`.conv2d_direct.run_direct`.
     """
-    subs = [p[0] for p in phases]
-    C, Kg = subs[0].shape[0], subs[0].shape[1]
-    w = np.concatenate([sub.ravel() for sub in subs]).reshape(C, Kg, 1, -1)
+    # every phase's sub-kernel, one after another in one weight array
+    w = np.empty(sum(p[0].size for p in phases), grad_output.dtype)
+    start = 0
+    subs = []
+    for taps, *rest in phases:
+        subs.append((_sub_kernel(taps, w[start:start + taps.size]), *rest))
+        start += taps.size
+    phases = subs
+    C, Kg = phases[0][0].shape[:2]
+    w = w.reshape(C, Kg, 1, -1)
     key = (grad_output.dtype, grad_output.shape, grad_input.shape,
            tuple((p[0].shape, *p[1:]) for p in phases))
     entry = _PLANS.get(key)
