@@ -71,8 +71,8 @@ def _is_float_array(t, dtype=None):
             and isinstance(t.dtype, numba.types.Float) and (dtype is None or t.dtype == dtype))
 
 
-def _is_four_ints(t):
-    return (isinstance(t, numba.types.UniTuple) and t.count == 4
+def _is_int_tuple(t, count):
+    return (isinstance(t, numba.types.UniTuple) and t.count == count
             and isinstance(t.dtype, numba.types.Integer))
 
 
@@ -141,67 +141,84 @@ def _counted_loop(builder, name, start, stop, init, step):
     return final
 
 
-@intrinsic
-def dot_block_4x4(typingctx, a, a_rows, b, b_rows, L, sums):
-    """``sums[4*r + s] = sum over i < L of a.flat[a_rows[r] + i] * b.flat[b_rows[s] + i]``.
+def dot_block(na, nb):
+    """An intrinsic computing the ``na`` x ``nb`` dot products of runs of two arrays.
 
-    For use inside kernels: the 4 x 4 dot products of 4 runs of ``a`` with 4
-    runs of ``b``, each run ``L`` contiguous elements from a flat offset.
-    ``a``, ``b`` (any number of dimensions) and the 1-D ``sums`` (at least 16
-    elements) are C-contiguous arrays of one float dtype; ``a_rows`` and
-    ``b_rows`` are 4-tuples of ints.  Nothing is checked: the runs must lie
-    inside the arrays.  Runs vector by vector (16 float32 or 8 float64
-    elements), then element by element over the last ``L % lanes``; each
-    product is one fused multiply-add and the lanes are summed in a fixed
-    order, so results do not depend on the thread count.
+    ``block(a, a_rows, b, b_rows, L, sums)`` writes
+    ``sums[nb*r + s] = sum over i < L of a.flat[a_rows[r] + i] * b.flat[b_rows[s] + i]``
+    for ``r < na``, ``s < nb``.  ``a``, ``b`` (any number of dimensions) and
+    the 1-D ``sums`` (at least ``na*nb`` elements) are C-contiguous arrays of
+    one float dtype; ``a_rows`` and ``b_rows`` are tuples of ``na`` and
+    ``nb`` ints.  Nothing is checked: the runs must lie inside the arrays.
+    Runs vector by vector (16 float32 or 8 float64 elements), then element
+    by element over the last ``L % lanes``; per vector step it loads
+    ``na + nb`` vectors for ``na*nb`` fused multiply-adds, and the lanes are
+    summed in a fixed order, so results do not depend on the thread count.
     """
-    if not (_is_float_array(a) and _is_float_array(b, a.dtype) and _is_float_array(sums, a.dtype)
-            and sums.ndim == 1 and _is_four_ints(a_rows) and _is_four_ints(b_rows)
-            and isinstance(L, numba.types.Integer)):
-        return None
+    n = na * nb
 
-    def codegen(context, builder, signature, args):
-        aty, arows_ty, bty, brows_ty, lty, sty = signature.args
+    @intrinsic
+    def block(typingctx, a, a_rows, b, b_rows, L, sums):
+        if not (_is_float_array(a) and _is_float_array(b, a.dtype)
+                and _is_float_array(sums, a.dtype) and sums.ndim == 1
+                and _is_int_tuple(a_rows, na) and _is_int_tuple(b_rows, nb)
+                and isinstance(L, numba.types.Integer)):
+            return None
 
-        def offsets(tup, ty):
-            return [context.cast(builder, builder.extract_value(tup, j), ty.dtype,
-                                 numba.types.int64) for j in range(4)]
+        def codegen(context, builder, signature, args):
+            aty, arows_ty, bty, brows_ty, lty, sty = signature.args
 
-        L_ = context.cast(builder, args[4], lty, numba.types.int64)
-        a_data = context.make_array(aty)(context, builder, args[0]).data
-        b_data = context.make_array(bty)(context, builder, args[2]).data
-        out = context.make_array(sty)(context, builder, args[5]).data
-        arows = [builder.gep(a_data, [o]) for o in offsets(args[1], arows_ty)]
-        brows = [builder.gep(b_data, [o]) for o in offsets(args[3], brows_ty)]
-        scalar, vector, lanes, align = _vector_of(context, aty.dtype)
-        fma, fma1 = _fma(builder, vector), _fma(builder, scalar)
-        full = builder.sub(L_, builder.srem(L_, _I64(lanes)))
+            def offsets(tup, ty, count):
+                return [context.cast(builder, builder.extract_value(tup, j), ty.dtype,
+                                     numba.types.int64) for j in range(count)]
 
-        def vector_step(i, acc):
-            av = [_load_vector(builder, builder.gep(row, [i]), vector, align) for row in arows]
-            bv = [_load_vector(builder, builder.gep(row, [i]), vector, align) for row in brows]
-            return [builder.call(fma, [av[r], bv[s], acc[4 * r + s]])
-                    for r in range(4) for s in range(4)], lanes
+            L_ = context.cast(builder, args[4], lty, numba.types.int64)
+            a_data = context.make_array(aty)(context, builder, args[0]).data
+            b_data = context.make_array(bty)(context, builder, args[2]).data
+            out = context.make_array(sty)(context, builder, args[5]).data
+            arows = [builder.gep(a_data, [o]) for o in offsets(args[1], arows_ty, na)]
+            brows = [builder.gep(b_data, [o]) for o in offsets(args[3], brows_ty, nb)]
+            scalar, vector, lanes, align = _vector_of(context, aty.dtype)
+            fma, fma1 = _fma(builder, vector), _fma(builder, scalar)
+            full = builder.sub(L_, builder.srem(L_, _I64(lanes)))
 
-        def scalar_step(i, acc):
-            av = [builder.load(builder.gep(row, [i])) for row in arows]
-            bv = [builder.load(builder.gep(row, [i])) for row in brows]
-            return [builder.call(fma1, [av[r], bv[s], acc[4 * r + s]])
-                    for r in range(4) for s in range(4)], 1
+            def vector_step(i, acc):
+                av = [_load_vector(builder, builder.gep(row, [i]), vector, align) for row in arows]
+                bv = [_load_vector(builder, builder.gep(row, [i]), vector, align) for row in brows]
+                return [builder.call(fma, [av[r], bv[s], acc[nb * r + s]])
+                        for r in range(na) for s in range(nb)], lanes
 
-        vsums = _counted_loop(builder, "dot_block.vector", _I64(0), full,
-                              [llvmir.Constant(vector, None)] * 16, vector_step)
-        for j, v in enumerate(_lane_sums(builder, vsums, lanes)):
-            _store_vector(builder, v, builder.gep(out, [_I64(j * lanes)]), align)
-        tails = _counted_loop(builder, "dot_block.tail", full, L_,
-                              [llvmir.Constant(scalar, 0.0)] * 16, scalar_step)
-        with builder.if_then(builder.icmp_signed("<", full, L_)):
-            for j, t in enumerate(tails):
-                dest = builder.gep(out, [_I64(j)])
-                builder.store(builder.fadd(builder.load(dest), t), dest)
-        return context.get_dummy_value()
+            def scalar_step(i, acc):
+                av = [builder.load(builder.gep(row, [i])) for row in arows]
+                bv = [builder.load(builder.gep(row, [i])) for row in brows]
+                return [builder.call(fma1, [av[r], bv[s], acc[nb * r + s]])
+                        for r in range(na) for s in range(nb)], 1
 
-    return numba.types.void(a, a_rows, b, b_rows, L, sums), codegen
+            vsums = _counted_loop(builder, "dot_block.vector", _I64(0), full,
+                                  [llvmir.Constant(vector, None)] * n, vector_step)
+            for j, v in enumerate(_lane_sums(builder, vsums, lanes)):
+                if (j + 1) * lanes <= n:
+                    _store_vector(builder, v, builder.gep(out, [_I64(j * lanes)]), align)
+                else:  # the last, partial vector of sums: only its first lanes exist
+                    for e in range(n - j * lanes):
+                        builder.store(builder.extract_element(v, _I64(e)),
+                                      builder.gep(out, [_I64(j * lanes + e)]))
+            tails = _counted_loop(builder, "dot_block.tail", full, L_,
+                                  [llvmir.Constant(scalar, 0.0)] * n, scalar_step)
+            with builder.if_then(builder.icmp_signed("<", full, L_)):
+                for j, t in enumerate(tails):
+                    dest = builder.gep(out, [_I64(j)])
+                    builder.store(builder.fadd(builder.load(dest), t), dest)
+            return context.get_dummy_value()
+
+        return numba.types.void(a, a_rows, b, b_rows, L, sums), codegen
+
+    return block
+
+
+#: 4 x 4 dot products (the packed engine, the weight gradient): 8 vector
+#: loads per 16 fused multiply-adds.
+dot_block_4x4 = dot_block(4, 4)
 
 
 def _splat(builder, value, vector):

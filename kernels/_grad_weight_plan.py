@@ -37,9 +37,11 @@ MIN_BANDS = 4
 #: sums; problems that would need them split the output channels instead.
 SHORT_BAND_PIXELS = 1024
 
-#: Input layouts (see :mod:`.conv2d_grad_weight`'s docstring).
+#: Input layouts (see :mod:`.conv2d_grad_weight`'s docstring), and the
+#: depthwise layout of :mod:`._grad_weight_depthwise`, planned there.
 DIRECT = 0
 PANEL = 1
+DEPTHWISE = 2
 
 #: Arrays read in place instead of packed (see :func:`grad_weight_chunk`).
 DY_IN_PLACE = 1

@@ -33,6 +33,7 @@ import functools
 
 import numpy as np
 
+from . import _grad_weight_depthwise as depthwise
 from ._grad_weight_microkernels import DY_TIMES_TAPS, ROW_TIMES_TAPS, dy_times_taps
 from ._grad_weight_packing import (
     PACK_DY_ROWS,
@@ -42,7 +43,7 @@ from ._grad_weight_packing import (
     pack_x_direct,
     pack_x_panel,
 )
-from ._grad_weight_plan import DIRECT, PANEL, X_IN_PLACE, _plan
+from ._grad_weight_plan import DEPTHWISE, DIRECT, PANEL, SERIAL_FMAS, X_IN_PLACE, _plan
 from ._jit import address_table, call_compiled, serial_helper
 from ._tasks import PLAN_NRUNS, declare_runs, run_tasks, run_tasks_serial, unused_input
 from ._tiling import VECTOR_PAD
@@ -278,6 +279,13 @@ def grad_weight_plan(dtype, mode, x_shape, dy_shape, w_shape, stride, padding, d
     and whether to run on the calling thread.
     """
     K = w_shape[0]
+    if mode == DEPTHWISE:
+        nparts, slots = depthwise.depthwise_slots(x_shape, dy_shape, w_shape, padding, dilation)
+        plan = np.array([depthwise.DEPTHWISE_CHUNK.address(dtype), nparts * groups,
+                         SUM_PARTIALS.address(dtype), *slots], np.int64)
+        plan.flags.writeable = False
+        fmas = x_shape[0] * dy_shape[2] * dy_shape[3] * K * w_shape[2] * w_shape[3]
+        return plan, (nparts, groups, 1, w_shape[2] * w_shape[3]), fmas < SERIAL_FMAS
     nchunks, NTp, args, serial = _plan(mode, x_shape, dy_shape, w_shape, dtype.itemsize, stride,
                                        padding, dilation, groups)
     (mode, in_place, ksplit, G, cblock, xrow, off, phases_h, phases_w, R, S, sh, sw, dh, dw,
@@ -305,7 +313,8 @@ def _run(mode, x, dy, grad_weight, stride, padding, dilation, groups):
 def conv2d_grad_weight(x, grad_output, grad_weight, stride, padding, dilation, groups):
     """Write dL/dweight into ``grad_weight``.
 
-    Runs the direct layout; if the result is not finite (a NaN or infinite
+    Runs the direct layout (:mod:`._grad_weight_depthwise` for depthwise
+    convolutions at unit stride); if the result is not finite (a NaN or infinite
     value in the input or output gradient, or an overflow), reruns with the
     panel layout, whose products are exactly those of the definition.
 
@@ -320,5 +329,8 @@ def conv2d_grad_weight(x, grad_output, grad_weight, stride, padding, dilation, g
     groups : int
     """
     args = (x, grad_output, grad_weight, stride, padding, dilation, groups)
-    if not _run(DIRECT, *args):
+    first = DIRECT
+    if depthwise.applies(x.shape, grad_weight.shape, tuple(stride), groups):
+        first = DEPTHWISE
+    if not _run(first, *args):
         _run(PANEL, *args)

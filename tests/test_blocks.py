@@ -36,6 +36,32 @@ def test_dot_block_4x4_sums_products_of_runs(dtype, L):
     assert np.isnan(sums[16:]).all()  # writes exactly 16 sums
 
 
+_DOT_3X3 = _MK.dot_block(3, 3)
+
+
+@numba.njit
+def _block_3x3(a, a_rows, b, b_rows, L, sums):
+    _DOT_3X3(a, (a_rows[0], a_rows[1], a_rows[2]), b, (b_rows[0], b_rows[1], b_rows[2]), L, sums)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("L", [0, 5, 16, 43, 200])
+def test_dot_block_3x3_writes_exactly_nine_sums(dtype, L):
+    # 9 sums fill one float32 vector partly and spill one lane into a second
+    # float64 vector: only the 9 sums are stored
+    rng = np.random.default_rng(L)
+    a = rng.standard_normal(L + 40).astype(dtype)
+    b = rng.standard_normal(L + 30).astype(dtype)
+    a_rows, b_rows = np.array([40, 3, 17]), np.array([0, 30, 1])
+    sums = np.full(20, np.nan, dtype)
+    _block_3x3(a, a_rows, b, b_rows, L, sums)
+    fa, fb = a.astype(np.float64), b.astype(np.float64)
+    want = np.array([[fa[i:i + L] @ fb[j:j + L] for j in b_rows] for i in a_rows])
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(sums[:9].reshape(3, 3), want, rtol=tol, atol=tol * np.sqrt(L))
+    assert np.isnan(sums[9:]).all()
+
+
 @pytest.mark.parametrize("L", [32, 35])
 def test_dot_block_4x4_propagates_nan_and_inf(L):
     a = np.ones((4, L), np.float32)

@@ -25,12 +25,16 @@ def _run_everything(dtype):
     # large enough for the weight gradient's parallel path (small ones run serially)
     xb = rng.uniform(-1, 1, (8, 16, 40, 40)).astype(dtype)
     gb = rng.uniform(-1, 1, (8, 16, 40, 40)).astype(dtype)
+    # depthwise, unit stride: its own layout, parallel over channels and image shares
+    xd = rng.uniform(-1, 1, (24, 6, 64, 64)).astype(dtype)
+    gd = rng.uniform(-1, 1, (24, 6, 64, 64)).astype(dtype)
     return [y, fastconv.conv2d_grad_input(x.shape, w, g, **kw),
             yp, fastconv.conv2d_grad_input(xp.shape, wp, yp, padding=1),
             fastconv.conv2d_grad_weight(x, w.shape, g, **kw),
             fastconv.conv2d_grad_weight(xb, (16, 16, 3, 3), gb, padding=1),
             fastconv.conv2d_grad_weight(xb, (16, 4, 3, 3), gb[:, :, ::2, ::2].copy(),
                                         stride=2, padding=1, groups=4),
+            fastconv.conv2d_grad_weight(xd, (6, 1, 3, 3), gd, padding=1, groups=6),
             out, idx,
             fastconv.max_pool2d_backward(rng.uniform(-1, 1, out.shape).astype(dtype), idx, x.shape)]
 
