@@ -19,6 +19,11 @@ reused from cache:
   (:func:`._blocks.dot_block`) loads 3 vectors of each plane for 9
   multiply-adds, where one tap at a time loads one vector per multiply-add.
 
+On the benchmark suite's depthwise layer (32x64x56x56, 3 x 3, 2 threads)
+this took the float64 gradient from 7.7 to 5.1 ms and the float32 one from
+4.6 to 2.5 ms; copying the planes (reading both arrays from memory) is
+most of what is left.
+
 Like the direct layout of :mod:`.conv2d_grad_weight`, the zero columns and
 margins multiply input values by zero: with an infinite or NaN input that
 gives NaN where the definition reads nothing, and the caller then reruns the

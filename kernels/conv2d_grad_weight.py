@@ -23,6 +23,10 @@ band's pixels innermost (LLVM turns that into vector FMAs, see
   result is not finite: a fake pixel multiplies its input by zero, which
   gives NaN for an infinite or NaN input that the definition never reads.
 
+Depthwise convolutions at unit stride have a layout of their own, one
+channel plane per image (:mod:`._grad_weight_depthwise`), with the same
+fallback.
+
 Bands are grouped into a fixed number of chunks that depends on the shape
 only; each chunk sums into its own partial, and the partials are added in
 chunk order, so any thread count gives the same bits.  Small problems run
