@@ -75,6 +75,10 @@ def test_conv1d_matches_reference(case, seed):
         # depthwise and grouped with channel multiplier
         ((2, 4, 8, 8), (8, 1, 3, 3), dict(groups=4, padding=1)),
         ((1, 6, 7, 5), (9, 2, 3, 1), dict(groups=3, stride=2, dilation=2)),
+        # column stride 2 with one column phase: the weight gradient packs
+        # every other input column, rows longer than a vector (and odd widths)
+        ((2, 4, 9, 71), (6, 4, 1, 1), dict(stride=2)),
+        ((1, 3, 8, 45), (5, 3, 3, 3), dict(stride=2, dilation=2, padding=2)),
         # kernel equals padded input: a single output pixel
         ((1, 2, 3, 4), (5, 2, 5, 6), dict(padding=1)),
         # more pixels than a tile, to cross tile boundaries
