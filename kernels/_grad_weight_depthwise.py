@@ -38,6 +38,7 @@ in order, so any thread count gives the same bits.
 import numpy as np
 
 from ._blocks import dot_block
+from ._grad_weight_packing import _copy_rows
 from ._jit import serial_helper
 from ._tasks import PLAN_HEAD, declare_runs
 from ._tiling import VECTOR_PAD
@@ -142,15 +143,10 @@ def depthwise_chunk(run, plan, x, w, b, out, out2):
         nx = h_hi - h_lo
         for k in range(max(nx, P)):
             if k < nx:
-                d = (h_lo + k + pt) * Wp + pl
-                s0 = xs + k * W
-                for c in range(c_lo, c_hi):
-                    xb[np.uint64(d + c)] = x1[np.uint64(s0 + c)]
+                _copy_rows(xb, (h_lo + k + pt) * Wp + pl + c_lo, 0, x1, xs + k * W + c_lo, 0, 1,
+                           c_hi - c_lo, 1)
             if k < P:
-                d = M + k * Wp
-                s0 = ys + k * Q
-                for q in range(Q):
-                    db[np.uint64(d + q)] = dy1[np.uint64(s0 + q)]
+                _copy_rows(db, M + k * Wp, 0, dy1, ys + k * Q, 0, 1, Q, 1)
         for rb in range(0, R, BLOCK):
             # rows and columns of the block past the kernel repeat its last one
             ar = (M - rb * dh * Wp, M - min(rb + 1, R - 1) * dh * Wp,

@@ -278,6 +278,7 @@ def chunk_helpers(dtype, mode, in_place, Kg):
 def grad_weight_plan(dtype, mode, x_shape, dy_shape, w_shape, stride, padding, dilation, groups):
     """The read-only plan of :func:`grad_weight_chunk` for one layout (``mode``) and these shapes.
 
+    For ``DEPTHWISE`` the runs are :func:`._grad_weight_depthwise.depthwise_chunk`'s.
     Returns ``(plan, partial_shape, serial)``: the plan (the :mod:`._tasks`
     head: chunks, then :func:`sum_partials`), the shape of the partial sums,
     and whether to run on the calling thread.
