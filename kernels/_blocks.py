@@ -230,12 +230,13 @@ def _splat(builder, value, vector):
                                                   [0] * vector.count))
 
 
-def taps_block(channels, vectors):
+def taps_block(channels, vectors, single=False):
     """An intrinsic computing ``channels`` x ``vectors`` vectors of the direct engine's sums.
 
     ``block(src, base, eoff, E, w1, kw, acc, a0, TA)`` writes, for ``kk <
     channels`` and ``0 <= j < vectors * lanes`` (16 float32 or 8 float64
-    lanes)::
+    lanes; 1 with ``single``, for a run's last pixels where a whole vector
+    would read past the end of ``src``)::
 
         acc[a0 + kk*TA + j] = sum over e < E of w1[kw + kk*E + e] * src[base + eoff[e] + j]
 
@@ -267,7 +268,9 @@ def taps_block(channels, vectors):
 
             s, offs, w, out = data(0), data(2), data(4), data(6)
             base_, E_, kw_, a0_, TA_ = (int_arg(j) for j in (1, 3, 5, 7, 8))
-            _, vector, lanes, align = _vector_of(context, tys[0].dtype)
+            scalar, vector, lanes, align = _vector_of(context, tys[0].dtype)
+            if single:
+                vector, lanes = scalar, 1
             fma = _fma(builder, vector)
             wrows = [builder.gep(w, [builder.add(kw_, builder.mul(E_, _I64(kk)))])
                      for kk in range(channels)]
@@ -279,7 +282,9 @@ def taps_block(channels, vectors):
                       for v in range(vectors)]
                 new = []
                 for kk in range(channels):
-                    wk = _splat(builder, builder.load(builder.gep(wrows[kk], [e])), vector)
+                    wk = builder.load(builder.gep(wrows[kk], [e]))
+                    if not single:
+                        wk = _splat(builder, wk, vector)
                     new += [builder.call(fma, [wk, x, acc_[kk * vectors + v]])
                             for v, x in enumerate(xs)]
                 return new, 1

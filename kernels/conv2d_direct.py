@@ -158,15 +158,21 @@ _TAPS_3X4 = taps_block(3, 4)
 _TAPS_3X1 = taps_block(3, 1)
 _TAPS_1X8 = taps_block(1, 8)
 _TAPS_1X1 = taps_block(1, 1)
+_TAPS_4X1S = taps_block(4, 1, single=True)
+_TAPS_3X1S = taps_block(3, 1, single=True)
+_TAPS_1X1S = taps_block(1, 1, single=True)
 
 
 @noalias_helper
 def _segment(src, st, ln, eoff, E, w1, kw, acc):
     """``acc[kk*TA + t] = sum_e w1[kw + kk*E + e] * src[eoff[e] + st + t]`` for kk < 4, t < ln.
 
-    ``TA`` is the distance of accumulator rows (:func:`_acc_row`); ``ln`` is
-    a multiple of :data:`VW`.  Blocks of 4 channels x 4 vectors of pixels
-    (:func:`._blocks.taps_block`), then 4 x 1 for the last vectors.
+    ``TA`` is the distance of accumulator rows (:func:`_acc_row`).  Blocks
+    of 4 channels x 4 vectors of pixels (:func:`._blocks.taps_block`), then
+    4 x 1 for the last vectors; reads stay below ``st + ln + max(eoff)``.
+    ``ln`` is a multiple of :data:`VW` except where a segment read in place
+    ends at the end of the input: its last pixels are computed one by one,
+    with the same sums in the same order as a vector's lanes.
     """
     TA = _acc_row(acc)
     lanes = VECTOR_BYTES // acc.itemsize
@@ -174,9 +180,12 @@ def _segment(src, st, ln, eoff, E, w1, kw, acc):
     while t + 4 * lanes <= ln:
         _TAPS_4X4(src, st + t, eoff, E, w1, kw, acc, t, TA)
         t += 4 * lanes
-    while t < ln:
+    while t + lanes <= ln:
         _TAPS_4X1(src, st + t, eoff, E, w1, kw, acc, t, TA)
         t += lanes
+    while t < ln:
+        _TAPS_4X1S(src, st + t, eoff, E, w1, kw, acc, t, TA)
+        t += 1
 
 
 @noalias_helper
@@ -192,9 +201,12 @@ def _segment3(src, st, ln, eoff, E, w1, kw, acc):
     while t + 4 * lanes <= ln:
         _TAPS_3X4(src, st + t, eoff, E, w1, kw, acc, t, TA)
         t += 4 * lanes
-    while t < ln:
+    while t + lanes <= ln:
         _TAPS_3X1(src, st + t, eoff, E, w1, kw, acc, t, TA)
         t += lanes
+    while t < ln:
+        _TAPS_3X1S(src, st + t, eoff, E, w1, kw, acc, t, TA)
+        t += 1
 
 
 @noalias_helper
@@ -202,16 +214,19 @@ def _segment1(src, st, ln, eoff, E, w1, kw, acc, a0):
     """One channel: ``acc[a0 + t] = sum_e w1[kw + e] * src[eoff[e] + st + t]`` for t < ln.
 
     Blocks of 8 vectors of pixels (8 accumulators hide the FMA latency),
-    then single vectors.
+    then single vectors, then single pixels (as in :func:`_segment`).
     """
     lanes = VECTOR_BYTES // acc.itemsize
     t = 0
     while t + 8 * lanes <= ln:
         _TAPS_1X8(src, st + t, eoff, E, w1, kw, acc, a0 + t, 0)
         t += 8 * lanes
-    while t < ln:
+    while t + lanes <= ln:
         _TAPS_1X1(src, st + t, eoff, E, w1, kw, acc, a0 + t, 0)
         t += lanes
+    while t < ln:
+        _TAPS_1X1S(src, st + t, eoff, E, w1, kw, acc, a0 + t, 0)
+        t += 1
 
 
 @noalias_helper

@@ -75,8 +75,8 @@ def test_dot_block_4x4_propagates_nan_and_inf(L):
     assert np.isposinf(got[:, 2]).all() and (got[:, 3] == L).all()
 
 
-def _taps(channels, vectors):
-    block = _MK.taps_block(channels, vectors)
+def _taps(channels, vectors, single=False):
+    block = _MK.taps_block(channels, vectors, single)
 
     @numba.njit
     def call(src, base, eoff, E, w1, kw, acc, a0, TA):
@@ -85,18 +85,20 @@ def _taps(channels, vectors):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("channels, vectors", [(4, 4), (4, 1), (3, 4), (1, 8)])
+@pytest.mark.parametrize("channels, vectors, single",
+                         [(4, 4, False), (4, 1, False), (3, 4, False), (1, 8, False),
+                          (4, 1, True), (3, 1, True), (1, 1, True)])
 @pytest.mark.parametrize("E", [0, 1, 27])
-def test_taps_block_sums_weighted_taps(dtype, channels, vectors, E):
+def test_taps_block_sums_weighted_taps(dtype, channels, vectors, single, E):
     rng = np.random.default_rng(E)
-    lanes = 64 // np.dtype(dtype).itemsize
+    lanes = 1 if single else 64 // np.dtype(dtype).itemsize
     width = vectors * lanes
     src = rng.standard_normal(500 + width).astype(dtype)
     eoff = rng.integers(0, 400, E).astype(np.int64)
     w1 = rng.standard_normal(5 + channels * E).astype(dtype)
     TA = width + 3  # rows need not be vector-aligned
     acc = np.full(7 + channels * TA, np.nan, dtype)
-    _taps(channels, vectors)(src, 11, eoff, E, w1, 5, acc, 7, TA)
+    _taps(channels, vectors, single)(src, 11, eoff, E, w1, 5, acc, 7, TA)
     w = w1[5:5 + channels * E].reshape(channels, E).astype(np.float64)
     taps = np.array([src[11 + o:11 + o + width] for o in eoff], np.float64).reshape(E, width)
     tol = 1e-5 if dtype == np.float32 else 1e-12
