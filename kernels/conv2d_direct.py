@@ -28,7 +28,10 @@ are so narrow that the discarded columns below cost more
   read in place when the group's output channels are a multiple of 4: no
   band at all (e.g. 1x1 stride-1 convolutions).
 * Segments are rounded up to the vector width, so the vector loop has no
-  scalar remainder; the extra pixels read a zeroed tail of the band.
+  scalar remainder; the extra pixels read a zeroed tail of the band.  Read
+  in place, they read the next input rows instead, and the segment that
+  reaches the end of the input ends in single pixels, so that no vector
+  reads past it.
 * Results of :data:`STREAM_MIN_BYTES` and more are written with
   non-temporal stores where the write-back writes whole cache lines: a
   normal store first reads the line it overwrites, and that made the
@@ -159,8 +162,6 @@ _TAPS_3X1 = taps_block(3, 1)
 _TAPS_1X8 = taps_block(1, 8)
 _TAPS_1X1 = taps_block(1, 1)
 _TAPS_4X1S = taps_block(4, 1, single=True)
-_TAPS_3X1S = taps_block(3, 1, single=True)
-_TAPS_1X1S = taps_block(1, 1, single=True)
 
 
 @noalias_helper
@@ -193,7 +194,9 @@ def _segment3(src, st, ln, eoff, E, w1, kw, acc):
     """Three channels: :func:`_segment` without its fourth row.
 
     For 3 or 6 output channels (RGB input gradients, LeNet): a 4-channel
-    block with a repeated row would waste a quarter of its FMAs.
+    block with a repeated row would waste a quarter of its FMAs.  Reads the
+    band only (the input is read in place with 4-channel blocks alone), so
+    ``ln`` is a multiple of :data:`VW`.
     """
     TA = _acc_row(acc)
     lanes = VECTOR_BYTES // acc.itemsize
@@ -201,12 +204,9 @@ def _segment3(src, st, ln, eoff, E, w1, kw, acc):
     while t + 4 * lanes <= ln:
         _TAPS_3X4(src, st + t, eoff, E, w1, kw, acc, t, TA)
         t += 4 * lanes
-    while t + lanes <= ln:
+    while t < ln:
         _TAPS_3X1(src, st + t, eoff, E, w1, kw, acc, t, TA)
         t += lanes
-    while t < ln:
-        _TAPS_3X1S(src, st + t, eoff, E, w1, kw, acc, t, TA)
-        t += 1
 
 
 @noalias_helper
@@ -214,19 +214,16 @@ def _segment1(src, st, ln, eoff, E, w1, kw, acc, a0):
     """One channel: ``acc[a0 + t] = sum_e w1[kw + e] * src[eoff[e] + st + t]`` for t < ln.
 
     Blocks of 8 vectors of pixels (8 accumulators hide the FMA latency),
-    then single vectors, then single pixels (as in :func:`_segment`).
+    then single vectors.  Reads the band only, as :func:`_segment3`.
     """
     lanes = VECTOR_BYTES // acc.itemsize
     t = 0
     while t + 8 * lanes <= ln:
         _TAPS_1X8(src, st + t, eoff, E, w1, kw, acc, a0 + t, 0)
         t += 8 * lanes
-    while t + lanes <= ln:
+    while t < ln:
         _TAPS_1X1(src, st + t, eoff, E, w1, kw, acc, a0 + t, 0)
         t += lanes
-    while t < ln:
-        _TAPS_1X1S(src, st + t, eoff, E, w1, kw, acc, a0 + t, 0)
-        t += 1
 
 
 @noalias_helper
