@@ -193,28 +193,45 @@ def call_compiled(typingctx, address, function, args):
     return target.return_type(address, function, args), codegen
 
 
-@intrinsic
-def prefetch(typingctx, array, index):
-    """Hint the CPU to load the cache line holding ``array.flat[index]`` (no effect on results).
+def _prefetch_intrinsic(name, locality, doc):
+    """An intrinsic ``name(array, index)`` that prefetches ``array.flat[index]`` with ``locality``.
+
+    ``locality`` is LLVM's: 3 keeps the line in every cache level
+    (``prefetcht0``), 2 in L2 and below (``prefetcht1``).
+    """
+    def prefetch_line(typingctx, array, index):
+        if not isinstance(array, numba.types.Array) or not isinstance(index, numba.types.Integer):
+            return None
+
+        def codegen(context, builder, signature, llargs):
+            arrty, indty = signature.args
+            data = context.make_array(arrty)(context, builder, llargs[0]).data
+            ptr = builder.gep(data, [context.cast(builder, llargs[1], indty, numba.types.intp)])
+            i32 = llvmir.IntType(32)
+            fnty = llvmir.FunctionType(llvmir.VoidType(), [ptr.type, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+            builder.call(fn, [ptr, i32(0), i32(locality), i32(1)])  # read, data
+            return context.get_dummy_value()
+
+        return numba.types.void(array, index), codegen
+
+    prefetch_line.__name__ = prefetch_line.__qualname__ = name
+    prefetch_line.__doc__ = doc
+    return intrinsic(prefetch_line)
+
+
+prefetch = _prefetch_intrinsic("prefetch", 3, """Hint the CPU to load the cache line holding ``array.flat[index]`` (no effect on results).
 
     For use inside kernels whose access pattern the hardware prefetcher
     does not follow.  ``array`` is C-contiguous; ``index`` needs no bounds
-    (a prefetch never faults).
-    """
-    if not isinstance(array, numba.types.Array) or not isinstance(index, numba.types.Integer):
-        return None
+    (a prefetch never faults).  The line is kept in every cache level.
+    """)
 
-    def codegen(context, builder, signature, llargs):
-        arrty, indty = signature.args
-        data = context.make_array(arrty)(context, builder, llargs[0]).data
-        ptr = builder.gep(data, [context.cast(builder, llargs[1], indty, numba.types.intp)])
-        i32 = llvmir.IntType(32)
-        fnty = llvmir.FunctionType(llvmir.VoidType(), [ptr.type, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])  # read, keep in all levels, data
-        return context.get_dummy_value()
+prefetch_l2 = _prefetch_intrinsic("prefetch_l2", 2, """:func:`prefetch` into L2, not L1 (``prefetcht1``).
 
-    return numba.types.void(array, index), codegen
+    For data needed after the current working set, which a prefetch into
+    L1 would evict (the direct engine's next band, :mod:`.conv2d_direct`).
+    """)
 
 
 class CalledByAddress:

@@ -229,3 +229,36 @@ def test_write_back_streams_only_whole_lines_of_large_results():
     assert not _DIRECT._streams(rows, 8, 16, 18, (0, 0, 1, 1))  # 128-byte runs
     assert not _DIRECT._streams(rows, 8, 32, 34, (0, 1, 2, 2))  # strided placement
     assert not _DIRECT._streams((big // 224, 1, 1, 56), 4, 56, 58, (0, 0, 1, 1))  # 224-byte rows
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", [
+    ((3, 6, 20, 20), (6, 1, 3, 3), dict(padding=1, groups=6)),  # one-channel blocks
+    ((3, 3, 17, 19), (6, 3, 3, 3), dict(padding=1)),  # three-channel blocks
+    ((2, 5, 21, 18), (8, 5, 3, 3), dict(padding=2, stride=2)),  # four, stride phases
+])
+def test_prefetching_the_next_task_changes_no_bits(monkeypatch, dtype, x_shape, w_shape, kwargs):
+    # tasks of a few rows, many to a run: each prefetches the next task's
+    # rows; the results must be those of the same plans without prefetching
+    monkeypatch.setattr(_DIRECT, "direct_rows", lambda P, *args: 3)
+    monkeypatch.setattr(_DIRECT, "TASK_CHUNKS", 2)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, x_shape).astype(dtype)
+    w = rng.uniform(-1, 1, w_shape).astype(dtype)
+    results = []
+    for prefetch in (True, False):
+        plan = _DIRECT.direct_plan
+        monkeypatch.setattr(_DIRECT, "direct_plan",
+                            lambda *a, **k: plan(*a, **{**k, "prefetch": prefetch}))
+        _DIRECT._PLANS.clear()
+        try:
+            with forced_engine("direct"):
+                results.append(fastconv.conv2d(x, w, **kwargs))
+            assert all(p[31] == prefetch for _, p, _ in _DIRECT._PLANS.values())
+        finally:
+            _DIRECT._PLANS.clear()
+            monkeypatch.setattr(_DIRECT, "direct_plan", plan)
+    np.testing.assert_array_equal(results[0], results[1])
+    y_ref = ref.conv2d(x.astype(np.float64), w.astype(np.float64), **kwargs)
+    np.testing.assert_allclose(results[0], y_ref, rtol=0,
+                               atol=conv_atol(int(np.prod(w_shape[1:])), dtype))
