@@ -37,8 +37,9 @@ are so narrow that the discarded columns below cost more
   (:func:`_prefetch_share`): the gather copies a band in one burst, which
   the hardware prefetcher does not run ahead of, and it then waited on
   DRAM (a third of the depthwise layer's time; 1.1-1.2x faster with the
-  prefetch).  Only where the rows are consecutive: a 1 x 1 stride-2
-  layer's band skips every other row.
+  prefetch).  Only for inputs too large to stay in cache, and where the
+  rows are consecutive (a 1 x 1 stride-2 layer's band skips every other
+  row); segment variants of their own prefetch.
 * Results of :data:`STREAM_MIN_BYTES` and more are written with
   non-temporal stores where the write-back writes whole cache lines: a
   normal store first reads the line it overwrites, and that made the
@@ -173,80 +174,112 @@ _TAPS_4X1S = taps_block(4, 1, single=True)
 
 
 @noalias_helper
-def _segment(src, st, ln, eoff, E, w1, kw, acc, pf, pa, pj, prun, pskip, pn):
-    """``acc[kk*TA + t] = sum_e w1[kw + kk*E + e] * src[eoff[e] + st + t]`` for kk < 4, t < ln.
+def _segment(src, st, ln, eoff, E, w1, kw, acc, t):
+    """``acc[kk*TA + u] = sum_e w1[kw + kk*E + e] * src[eoff[e] + st + u]`` for kk < 4, t <= u < ln.
 
     ``TA`` is the distance of accumulator rows (:func:`_acc_row`).  Blocks
     of 4 channels x 4 vectors of pixels (:func:`._blocks.taps_block`), then
     4 x 1 for the last vectors; reads stay below ``st + ln + max(eoff)``.
     ``ln`` is a multiple of :data:`VW` except where a segment read in place
     ends at the end of the input: its last pixels are computed one by one,
-    with the same sums in the same order as a vector's lanes.  Between
-    blocks, it prefetches its share of the next task's lines, ``pn`` lines
-    from ``pf[pa]`` (:func:`_prefetch_share`).
+    with the same sums in the same order as a vector's lanes.  The engine
+    starts at ``t = 0``; :func:`_segment_prefetching` at its last pixels.
     """
     TA = _acc_row(acc)
     lanes = VECTOR_BYTES // acc.itemsize
-    t = 0
-    k = 0
     while t + 4 * lanes <= ln:
         _TAPS_4X4(src, st + t, eoff, E, w1, kw, acc, t, TA)
         t += 4 * lanes
-        if pn > 0:
-            k, pa, pj = _prefetch_share(pf, pa, pj, prun, pskip, k, pn * t // ln)
     while t + lanes <= ln:
         _TAPS_4X1(src, st + t, eoff, E, w1, kw, acc, t, TA)
         t += lanes
     while t < ln:
         _TAPS_4X1S(src, st + t, eoff, E, w1, kw, acc, t, TA)
         t += 1
-    _prefetch_share(pf, pa, pj, prun, pskip, k, pn)
 
 
 @noalias_helper
-def _segment3(src, st, ln, eoff, E, w1, kw, acc, pf, pa, pj, prun, pskip, pn):
+def _segment3(src, st, ln, eoff, E, w1, kw, acc, t):
     """Three channels: :func:`_segment` without its fourth row.
 
     For 3 or 6 output channels (RGB input gradients, LeNet): a 4-channel
     block with a repeated row would waste a quarter of its FMAs.  Reads the
     band only (the input is read in place with 4-channel blocks alone), so
-    ``ln`` is a multiple of :data:`VW`.  Prefetches as :func:`_segment`.
+    ``ln`` is a multiple of :data:`VW`.
     """
     TA = _acc_row(acc)
+    lanes = VECTOR_BYTES // acc.itemsize
+    while t + 4 * lanes <= ln:
+        _TAPS_3X4(src, st + t, eoff, E, w1, kw, acc, t, TA)
+        t += 4 * lanes
+    while t < ln:
+        _TAPS_3X1(src, st + t, eoff, E, w1, kw, acc, t, TA)
+        t += lanes
+
+
+@noalias_helper
+def _segment1(src, st, ln, eoff, E, w1, kw, acc, a0, t):
+    """One channel: ``acc[a0 + u] = sum_e w1[kw + e] * src[eoff[e] + st + u]`` for t <= u < ln.
+
+    Blocks of 8 vectors of pixels (8 accumulators hide the FMA latency),
+    then single vectors.  Reads the band only, as :func:`_segment3`.
+    """
+    lanes = VECTOR_BYTES // acc.itemsize
+    while t + 8 * lanes <= ln:
+        _TAPS_1X8(src, st + t, eoff, E, w1, kw, acc, a0 + t, 0)
+        t += 8 * lanes
+    while t < ln:
+        _TAPS_1X1(src, st + t, eoff, E, w1, kw, acc, a0 + t, 0)
+        t += lanes
+
+
+@noalias_helper
+def _segment_prefetching(src, st, ln, eoff, E, w1, kw, acc, pf, pa, pj, prun, pskip, pn):
+    """:func:`_segment` that prefetches its share of the next task's input (``pn`` lines from ``pf[pa]``).
+
+    After each 4 x 4 block, it prefetches the part of its lines that the
+    block's pixels reach (:func:`_prefetch_share`); :func:`_segment`
+    computes the last pixels.  A variant of its own: the prefetch state
+    held in registers across the blocks made :func:`_segment` spill, which
+    cost layers that do not prefetch up to 3% (the ResNet-20 stem).
+    """
     lanes = VECTOR_BYTES // acc.itemsize
     t = 0
     k = 0
     while t + 4 * lanes <= ln:
-        _TAPS_3X4(src, st + t, eoff, E, w1, kw, acc, t, TA)
+        _TAPS_4X4(src, st + t, eoff, E, w1, kw, acc, t, _acc_row(acc))
         t += 4 * lanes
-        if pn > 0:
-            k, pa, pj = _prefetch_share(pf, pa, pj, prun, pskip, k, pn * t // ln)
-    while t < ln:
-        _TAPS_3X1(src, st + t, eoff, E, w1, kw, acc, t, TA)
-        t += lanes
+        k, pa, pj = _prefetch_share(pf, pa, pj, prun, pskip, k, pn * t // ln)
     _prefetch_share(pf, pa, pj, prun, pskip, k, pn)
+    _segment(src, st, ln, eoff, E, w1, kw, acc, t)
 
 
 @noalias_helper
-def _segment1(src, st, ln, eoff, E, w1, kw, acc, a0, pf, pa, pj, prun, pskip, pn):
-    """One channel: ``acc[a0 + t] = sum_e w1[kw + e] * src[eoff[e] + st + t]`` for t < ln.
+def _segment3_prefetching(src, st, ln, eoff, E, w1, kw, acc, pf, pa, pj, prun, pskip, pn):
+    """:func:`_segment3` that prefetches, as :func:`_segment_prefetching`."""
+    lanes = VECTOR_BYTES // acc.itemsize
+    t = 0
+    k = 0
+    while t + 4 * lanes <= ln:
+        _TAPS_3X4(src, st + t, eoff, E, w1, kw, acc, t, _acc_row(acc))
+        t += 4 * lanes
+        k, pa, pj = _prefetch_share(pf, pa, pj, prun, pskip, k, pn * t // ln)
+    _prefetch_share(pf, pa, pj, prun, pskip, k, pn)
+    _segment3(src, st, ln, eoff, E, w1, kw, acc, t)
 
-    Blocks of 8 vectors of pixels (8 accumulators hide the FMA latency),
-    then single vectors.  Reads the band only and prefetches, as
-    :func:`_segment3`.
-    """
+
+@noalias_helper
+def _segment1_prefetching(src, st, ln, eoff, E, w1, kw, acc, a0, pf, pa, pj, prun, pskip, pn):
+    """:func:`_segment1` that prefetches, as :func:`_segment_prefetching`."""
     lanes = VECTOR_BYTES // acc.itemsize
     t = 0
     k = 0
     while t + 8 * lanes <= ln:
         _TAPS_1X8(src, st + t, eoff, E, w1, kw, acc, a0 + t, 0)
         t += 8 * lanes
-        if pn > 0:
-            k, pa, pj = _prefetch_share(pf, pa, pj, prun, pskip, k, pn * t // ln)
-    while t < ln:
-        _TAPS_1X1(src, st + t, eoff, E, w1, kw, acc, a0 + t, 0)
-        t += lanes
+        k, pa, pj = _prefetch_share(pf, pa, pj, prun, pskip, k, pn * t // ln)
     _prefetch_share(pf, pa, pj, prun, pskip, k, pn)
+    _segment1(src, st, ln, eoff, E, w1, kw, acc, a0, t)
 
 
 @inline_helper
@@ -345,10 +378,14 @@ _OFFSETS = (1, False, np.int64)
 #: each compiles once, on its own, and only when a call needs it.
 GATHER = CalledByAddress(_gather, arrays=dict(x1=_ARRAY, use_h=_OFFSETS, use_w=_OFFSETS,
                                               band=(1, True)))
-_SEGMENT_ARRAYS = dict(src=_ARRAY, eoff=_OFFSETS, w1=_ARRAY, acc=(1, True), pf=_ARRAY)
+_SEGMENT_ARRAYS = dict(src=_ARRAY, eoff=_OFFSETS, w1=_ARRAY, acc=(1, True))
 SEGMENT = CalledByAddress(_segment, arrays=_SEGMENT_ARRAYS)
 SEGMENT3 = CalledByAddress(_segment3, arrays=_SEGMENT_ARRAYS)
 SEGMENT1 = CalledByAddress(_segment1, arrays=_SEGMENT_ARRAYS)
+_PREFETCHING_ARRAYS = dict(_SEGMENT_ARRAYS, pf=_ARRAY)
+SEGMENT_PREFETCHING = CalledByAddress(_segment_prefetching, arrays=_PREFETCHING_ARRAYS)
+SEGMENT3_PREFETCHING = CalledByAddress(_segment3_prefetching, arrays=_PREFETCHING_ARRAYS)
+SEGMENT1_PREFETCHING = CalledByAddress(_segment1_prefetching, arrays=_PREFETCHING_ARRAYS)
 WRITE_BACK = CalledByAddress(_write_back, arrays=dict(acc=_ARRAY, b1=_ARRAY, o1=(1, True)))
 
 
@@ -471,23 +508,31 @@ def _direct_tasks(run, plan, x, w, b, out, out2):
                     # 1-2 channels left (depthwise, few-channel outputs): one
                     # at a time, so no FMA is wasted (2x faster for 1 channel)
                     for kk in range(kn):
-                        sa, sj, sn = _share(j, share, pa, prun, H * W, line)
-                        j += 1
-                        call_compiled(fns[3], _segment1, (band, st, lnv, eoff, E, w1,
-                                                          kw + kk * E, acc, kk * TA, x1, sa, sj,
-                                                          prun, pskip, sn))
-                else:
+                        if prefetching:
+                            sa, sj, sn = _share(j, share, pa, prun, H * W, line)
+                            j += 1
+                            call_compiled(fns[3], _segment1_prefetching, (
+                                band, st, lnv, eoff, E, w1, kw + kk * E, acc, kk * TA, x1, sa,
+                                sj, prun, pskip, sn))
+                        else:
+                            call_compiled(fns[3], _segment1, (band, st, lnv, eoff, E, w1,
+                                                              kw + kk * E, acc, kk * TA, 0))
+                elif in_place:
+                    call_compiled(fns[1], _segment, (x1, xb + p0 * W + st, lnv, eoff, E, w1,
+                                                     kw, acc, 0))
+                elif prefetching:
                     sa, sj, sn = _share(j, share, pa, prun, H * W, line)
                     j += 1
                     if kn == 3:
-                        call_compiled(fns[2], _segment3, (band, st, lnv, eoff, E, w1, kw, acc, x1,
-                                                          sa, sj, prun, pskip, sn))
-                    elif in_place:
-                        call_compiled(fns[1], _segment, (x1, xb + p0 * W + st, lnv, eoff, E, w1,
-                                                         kw, acc, x1, 0, 0, 1, 0, 0))
+                        call_compiled(fns[2], _segment3_prefetching, (
+                            band, st, lnv, eoff, E, w1, kw, acc, x1, sa, sj, prun, pskip, sn))
                     else:
-                        call_compiled(fns[1], _segment, (band, st, lnv, eoff, E, w1, kw, acc, x1,
-                                                         sa, sj, prun, pskip, sn))
+                        call_compiled(fns[1], _segment_prefetching, (
+                            band, st, lnv, eoff, E, w1, kw, acc, x1, sa, sj, prun, pskip, sn))
+                elif kn == 3:
+                    call_compiled(fns[2], _segment3, (band, st, lnv, eoff, E, w1, kw, acc, 0))
+                else:
+                    call_compiled(fns[1], _segment, (band, st, lnv, eoff, E, w1, kw, acc, 0))
                 k = g * Kg + kb
                 call_compiled(fns[4], _write_back, (
                     acc, st, ln, Wz, Q, kn, b1, k, o1, (n * Kout + k) * oplane, oplane,
@@ -501,12 +546,13 @@ def _direct_tasks(run, plan, x, w, b, out, out2):
 DIRECT_TASKS = declare_runs(_direct_tasks)
 
 
-def helper_addresses(dtype, Kg):
+def helper_addresses(dtype, Kg, prefetching=False):
     """The ``fns`` argument of :func:`_direct_tasks` for ``dtype`` and ``Kg`` channels per group.
 
     ``[gather, 4-channel, 3-channel, 1-channel segment, write-back]``
-    addresses; a segment variant that ``Kg`` never uses (see
-    :func:`_block_channels`) is not compiled and its address is 0.
+    addresses, the segments' prefetching variants if ``prefetching``; a
+    segment variant that ``Kg`` never uses (see :func:`_block_channels`) is
+    not compiled and its address is 0.
     """
     blocks = set()
     left = Kg
@@ -514,9 +560,18 @@ def helper_addresses(dtype, Kg):
         kn = _block_channels.py_func(left)
         blocks.add(kn if kn > 2 else 1)
         left -= kn
-    return address_table(dtype, (GATHER, SEGMENT if 4 in blocks else None,
-                                 SEGMENT3 if 3 in blocks else None,
-                                 SEGMENT1 if 1 in blocks else None, WRITE_BACK))
+    segments = ((SEGMENT_PREFETCHING, SEGMENT3_PREFETCHING, SEGMENT1_PREFETCHING) if prefetching
+                else (SEGMENT, SEGMENT3, SEGMENT1))
+    return address_table(dtype, (GATHER, *(s if b in blocks else None
+                                           for s, b in zip(segments, (4, 3, 1))), WRITE_BACK))
+
+
+#: Tasks prefetch the next task's input rows (:func:`_prefetch_share`) only
+#: when the input has at least this many bytes (a quarter of the 32 MiB L3
+#: here): inputs read from DRAM gain (the depthwise layer's 25-51 MiB:
+#: 1.1-1.2x; ResNet-20 downsampling, 16 MiB: 1.04-1.06x), those that stay in
+#: cache lose (the ResNet-20 stem's 1.5-3 MiB: 0.87-0.98x).
+PREFETCH_MIN_BYTES = 8 << 20
 
 
 #: Slots of a plan (:func:`direct_plan`) before its variable-length parts.
@@ -539,14 +594,15 @@ def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place,
     bands per image, tasks, the distance of planes in the band, and where
     the weights start in the flattened ``w``); ``stream`` (30: whether the
     write-back uses non-temporal stores, :func:`_streams`, for an output of
-    ``out_shape``); ``prefetch`` (31: whether a task prefetches the input
-    rows of the next, see :func:`_prefetch_share`: with ``prefetch``, when
-    the band is gathered and its rows are consecutive, every row phase
-    holding taps); then ``use_h`` (``sh`` entries) and ``use_w`` (``sw``):
-    0 for a stride phase that holds no taps, else its number among those
-    that do, from 1; and ``eoff``, the offset of tap ``(c, r, s)`` in the
-    band (or, in place, in the input).  Tasks are cut into at most
-    :data:`TASK_CHUNKS` runs.
+    ``out_shape``); ``prefetching`` (31: whether a task prefetches the
+    input rows of the next, see :func:`_prefetch_share`: with ``prefetch``,
+    when the band is gathered, its rows are consecutive (every row phase
+    holds taps), every run has two tasks or more, and the input has
+    :data:`PREFETCH_MIN_BYTES`); then ``use_h`` (``sh`` entries) and
+    ``use_w`` (``sw``): 0 for a stride phase that holds no taps, else its
+    number among those that do, from 1; and ``eoff``, the offset of tap
+    ``(c, r, s)`` in the band (or, in place, in the input).  Tasks are cut
+    into at most :data:`TASK_CHUNKS` runs.
 
     ``rows`` overrides the output rows per task (:func:`direct_rows`), and
     ``woff`` is the offset of this convolution's ``w_shape`` weights in the
@@ -587,11 +643,12 @@ def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place,
     band_size = 0 if in_place else Cg * nh * nw * PL + VW
     nb = -(-P // B)
     ntasks = N * G * nb
+    prefetching = (prefetch and not in_place and nh == sh and ntasks >= 2 * TASK_CHUNKS
+                   and math.prod(x_shape) * np.dtype(dtype).itemsize >= PREFETCH_MIN_BYTES)
     head = [DIRECT_TASKS.address(dtype), min(ntasks, TASK_CHUNKS), 0,
-            *helper_addresses(dtype, Kg), sh, sw, dh, dw, pt, pl, P, Q, *place,
+            *helper_addresses(dtype, Kg, prefetching), sh, sw, dh, dw, pt, pl, P, Q, *place,
             B, Hz, Wz, int(in_place), band_size, int(eoff.max()), nb, ntasks, PL, woff,
-            int(_streams(out_shape, np.dtype(dtype).itemsize, Q, Wz, place)),
-            int(prefetch and not in_place and nh == sh)]
+            int(_streams(out_shape, np.dtype(dtype).itemsize, Q, Wz, place)), int(prefetching)]
     plan = np.concatenate([np.array(head, np.int64), use_h, use_w, eoff.ravel()]).astype(np.int64)
     plan.flags.writeable = False
     return plan

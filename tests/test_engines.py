@@ -242,6 +242,7 @@ def test_prefetching_the_next_task_changes_no_bits(monkeypatch, dtype, x_shape, 
     # rows; the results must be those of the same plans without prefetching
     monkeypatch.setattr(_DIRECT, "direct_rows", lambda P, *args: 3)
     monkeypatch.setattr(_DIRECT, "TASK_CHUNKS", 2)
+    monkeypatch.setattr(_DIRECT, "PREFETCH_MIN_BYTES", 0)
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, x_shape).astype(dtype)
     w = rng.uniform(-1, 1, w_shape).astype(dtype)
