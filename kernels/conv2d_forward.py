@@ -18,18 +18,21 @@ from .conv2d_direct import run_direct
 DIRECT_MAX_REDUCTION = 320
 DIRECT_MAX_CHANNELS = 16
 
-#: Longer reductions with unit stride also go to the direct engine when the
-#: columns it computes and discards (``Wz - Q`` per output row, see
-#: :mod:`.conv2d_direct`) are at most this share of the row, or when a group
+#: Longer reductions with unit stride also go to the direct engine when its
+#: output rows have at least :data:`DIRECT_MIN_WIDTH` pixels, or when a group
 #: has at least :data:`DIRECT_MIN_WIDE_CHANNELS` output channels.  Its
 #: register blocks keep their sums over all taps, and at 3x3 it ran 1.0-1.17x
 #: (float32) and 1.0-1.35x (float64) the packed engine's speed on 14x14 to
-#: 112x112 images with 64-512 channels, 1.26-2.2x on 7x7 with 512 channels;
-#: 0.8-0.9x on 8x8 images with 64 channels (the waste is 2 of 10 columns).
+#: 112x112 images with 64-512 channels, 1.26-2.2x on 7x7 with 512 channels.
+#: Narrow images, whose rows it once computed with discarded columns (2 of
+#: 10 at 8x8), it reads in the column-shifted layout
+#: (:data:`.conv2d_direct.SHIFTED_MIN_WASTE`): 8x8 with 32-64 channels
+#: 1.07-1.2x, 14x14 5x5 with 64 channels 1.18-1.2x; 7x7 with 128 channels
+#: 0.92x (float32) and 1.01x (float64), so narrower rows stay packed.
 #: Strided layers stay packed (3x3 stride 2, 128 channels: direct 0.92-0.95x).
-#: Chosen direct but no faster: 5x5 on 28x28 (0.91-1.03x), 1x1 from 1024 to
-#: 256 channels on 14x14 (0.88-1.04x).
-DIRECT_MAX_WASTE = 1 / 6
+#: Chosen direct but no faster: 1x1 from 1024 to 256 channels on 14x14
+#: (0.88-1.04x).
+DIRECT_MIN_WIDTH = 8
 DIRECT_MIN_WIDE_CHANNELS = 256
 
 
@@ -148,7 +151,7 @@ def run_packed(src, weight, bias, out, stride, padding, dilation, groups, P, Q,
 
 
 def choose_engine(reduction, out_channels, unit_stride, Q, Wz):
-    """``"direct"`` or ``"packed"`` for one convolution (see :data:`DIRECT_MAX_WASTE`).
+    """``"direct"`` or ``"packed"`` for one convolution (see :data:`DIRECT_MIN_WIDTH`).
 
     Parameters
     ----------
@@ -163,8 +166,7 @@ def choose_engine(reduction, out_channels, unit_stride, Q, Wz):
     """
     if reduction <= DIRECT_MAX_REDUCTION or out_channels < DIRECT_MAX_CHANNELS:
         return "direct"
-    if unit_stride and (Wz - Q <= DIRECT_MAX_WASTE * Wz
-                        or out_channels >= DIRECT_MIN_WIDE_CHANNELS):
+    if unit_stride and (Q >= DIRECT_MIN_WIDTH or out_channels >= DIRECT_MIN_WIDE_CHANNELS):
         return "direct"
     return "packed"
 

@@ -147,7 +147,8 @@ def test_direct_channel_blocks(out_channels, padding, dtype):
     (27, 64, True, 32, 34, "direct"),       # short reduction
     (576, 8, False, 8, 9, "direct"),        # few output channels
     (576, 64, True, 56, 58, "direct"),      # ResNet-50 3x3: 2 of 58 columns discarded
-    (576, 64, True, 8, 10, "packed"),       # ResNet-20 stage 3: 2 of 10
+    (576, 64, True, 8, 10, "direct"),       # ResNet-20 stage 3: 2 of 10, column-shifted
+    (1152, 128, True, 7, 9, "packed"),      # rows of 7 pixels
     (4608, 512, True, 7, 9, "direct"),      # wide groups pay off even on 7x7
     (1152, 128, False, 28, 29, "packed"),   # strided
 ])
@@ -263,3 +264,29 @@ def test_prefetching_the_next_task_changes_no_bits(monkeypatch, dtype, x_shape, 
     y_ref = ref.conv2d(x.astype(np.float64), w.astype(np.float64), **kwargs)
     np.testing.assert_allclose(results[0], y_ref, rtol=0,
                                atol=conv_atol(int(np.prod(w_shape[1:])), dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", [
+    ((2, 5, 9, 10), (8, 5, 3, 3), dict(padding=1)),  # four-channel blocks
+    ((2, 3, 12, 11), (6, 3, 5, 5), dict(padding=(2, 1), dilation=(1, 2))),  # three
+    ((2, 4, 10, 9), (4, 1, 3, 3), dict(padding=1, groups=4)),  # one-channel blocks
+    ((1, 8, 6, 6), (8, 8, 3, 3), dict(padding=(0, 1))),  # rows unpadded: 4 x 6 output
+])
+def test_column_shifted_band_matches_reference(dtype, x_shape, w_shape, kwargs):
+    # narrow images: the discarded columns would be SHIFTED_MIN_WASTE of a row or more
+    _DIRECT._PLANS.clear()
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-1, 1, x_shape).astype(dtype)
+    w = rng.uniform(-1, 1, w_shape).astype(dtype)
+    b = rng.uniform(-1, 1, w_shape[0]).astype(dtype)
+    try:
+        with forced_engine("direct"):
+            y = fastconv.conv2d(x, w, b, **kwargs)
+        assert all(p[32] == w_shape[3] for _, p, _ in _DIRECT._PLANS.values())
+    finally:
+        _DIRECT._PLANS.clear()
+    y_ref = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                       **kwargs)
+    np.testing.assert_allclose(y, y_ref, rtol=0,
+                               atol=conv_atol(int(np.prod(w_shape[1:])) + 1, dtype))
