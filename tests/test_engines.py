@@ -248,10 +248,10 @@ def test_prefetching_the_next_task_changes_no_bits(monkeypatch, dtype, x_shape, 
     x = rng.uniform(-1, 1, x_shape).astype(dtype)
     w = rng.uniform(-1, 1, w_shape).astype(dtype)
     results = []
+    plan = _DIRECT.direct_plan
     for prefetch in (True, False):
-        plan = _DIRECT.direct_plan
         monkeypatch.setattr(_DIRECT, "direct_plan",
-                            lambda *a, **k: plan(*a, **{**k, "prefetch": prefetch}))
+                            lambda *a, _on=prefetch, **k: plan(*a, **{**k, "prefetch": _on}))
         _DIRECT._PLANS.clear()
         try:
             with forced_engine("direct"):
