@@ -533,9 +533,10 @@ def _direct_tasks(run, plan, x, w, b, out, out2):
         j = 0
         for st in range(0, T, seg):
             ln = min(seg, T - st)
-            # computed pixels: ln rounded up, the extra ones read the band's
-            # zero tail (or, in place, the next input rows, never past its end)
-            lnv = (ln + VW - 1) // VW * VW
+            # computed pixels: ln rounded up to whole vectors, the extra ones
+            # read the band's zero tail (or, in place, the next input rows,
+            # never past its end)
+            lnv = (ln + line - 1) // line * line
             if in_place:
                 lnv = min(lnv, x1.size - (xb + p0 * W + st) - last_tap)
             kb = 0
