@@ -267,43 +267,37 @@ def _segment1(src, st, ln, eoff, E, w1, kw, acc, a0, t):
 
 
 @noalias_helper
-def _segment_prefetching(src, st, ln, eoff, E, w1, kw, acc, pf, pa, pj, prun, pskip, pn):
-    """:func:`_segment` that prefetches its share of the next task's input (``pn`` lines from ``pf[pa]``).
+def _segment_prefetching(src, st, ln, eoff, E, w1, kw, acc, kn, pf, pa, pj, prun, pskip, pn):
+    """:func:`_segment` (``kn = 4``) or :func:`_segment3` (``kn = 3``) that prefetches.
 
-    After each 4 x 4 block, it prefetches the part of its lines that the
-    block's pixels reach (:func:`_prefetch_share`); :func:`_segment`
-    computes the last pixels.  A variant of its own: the prefetch state
-    held in registers across the blocks made :func:`_segment` spill, which
-    cost layers that do not prefetch up to 3% (the ResNet-20 stem).
+    It prefetches its share of the next task's input, ``pn`` lines from
+    ``pf[pa]``: after each block of 4 vectors of pixels, the part of its
+    lines that the block's pixels reach (:func:`_prefetch_share`); the plain
+    segment computes the last pixels.  Variants of their own: the prefetch
+    state held in registers across the blocks made the plain segments
+    spill, which cost layers that do not prefetch up to 3% (the ResNet-20
+    stem).
     """
     lanes = VECTOR_BYTES // acc.itemsize
     t = 0
     k = 0
     while t + 4 * lanes <= ln:
-        _TAPS_4X4(src, st + t, eoff, E, w1, kw, acc, t, _acc_row(acc))
+        if kn == 4:
+            _TAPS_4X4(src, st + t, eoff, E, w1, kw, acc, t, _acc_row(acc))
+        else:
+            _TAPS_3X4(src, st + t, eoff, E, w1, kw, acc, t, _acc_row(acc))
         t += 4 * lanes
         k, pa, pj = _prefetch_share(pf, pa, pj, prun, pskip, k, pn * t // ln)
     _prefetch_share(pf, pa, pj, prun, pskip, k, pn)
-    _segment(src, st, ln, eoff, E, w1, kw, acc, t)
-
-
-@noalias_helper
-def _segment3_prefetching(src, st, ln, eoff, E, w1, kw, acc, pf, pa, pj, prun, pskip, pn):
-    """:func:`_segment3` that prefetches, as :func:`_segment_prefetching`."""
-    lanes = VECTOR_BYTES // acc.itemsize
-    t = 0
-    k = 0
-    while t + 4 * lanes <= ln:
-        _TAPS_3X4(src, st + t, eoff, E, w1, kw, acc, t, _acc_row(acc))
-        t += 4 * lanes
-        k, pa, pj = _prefetch_share(pf, pa, pj, prun, pskip, k, pn * t // ln)
-    _prefetch_share(pf, pa, pj, prun, pskip, k, pn)
-    _segment3(src, st, ln, eoff, E, w1, kw, acc, t)
+    if kn == 4:
+        _segment(src, st, ln, eoff, E, w1, kw, acc, t)
+    else:
+        _segment3(src, st, ln, eoff, E, w1, kw, acc, t)
 
 
 @noalias_helper
 def _segment1_prefetching(src, st, ln, eoff, E, w1, kw, acc, a0, pf, pa, pj, prun, pskip, pn):
-    """:func:`_segment1` that prefetches, as :func:`_segment_prefetching`."""
+    """:func:`_segment1` that prefetches, as :func:`_segment_prefetching` does."""
     lanes = VECTOR_BYTES // acc.itemsize
     t = 0
     k = 0
@@ -418,7 +412,6 @@ SEGMENT3 = CalledByAddress(_segment3, arrays=_SEGMENT_ARRAYS)
 SEGMENT1 = CalledByAddress(_segment1, arrays=_SEGMENT_ARRAYS)
 _PREFETCHING_ARRAYS = dict(_SEGMENT_ARRAYS, pf=_ARRAY)
 SEGMENT_PREFETCHING = CalledByAddress(_segment_prefetching, arrays=_PREFETCHING_ARRAYS)
-SEGMENT3_PREFETCHING = CalledByAddress(_segment3_prefetching, arrays=_PREFETCHING_ARRAYS)
 SEGMENT1_PREFETCHING = CalledByAddress(_segment1_prefetching, arrays=_PREFETCHING_ARRAYS)
 WRITE_BACK = CalledByAddress(_write_back, arrays=dict(acc=_ARRAY, b1=_ARRAY, o1=(1, True)))
 
@@ -562,12 +555,8 @@ def _direct_tasks(run, plan, x, w, b, out, out2):
                 elif prefetching:
                     sa, sj, sn = _share(j, share, pa, prun, H * W, line)
                     j += 1
-                    if kn == 3:
-                        call_compiled(fns[2], _segment3_prefetching, (
-                            band, st, lnv, eoff, E, w1, kw, acc, x1, sa, sj, prun, pskip, sn))
-                    else:
-                        call_compiled(fns[1], _segment_prefetching, (
-                            band, st, lnv, eoff, E, w1, kw, acc, x1, sa, sj, prun, pskip, sn))
+                    call_compiled(fns[1] if kn == 4 else fns[2], _segment_prefetching, (
+                        band, st, lnv, eoff, E, w1, kw, acc, kn, x1, sa, sj, prun, pskip, sn))
                 elif kn == 3:
                     call_compiled(fns[2], _segment3, (band, st, lnv, eoff, E, w1, kw, acc, 0))
                 else:
@@ -589,7 +578,8 @@ def helper_addresses(dtype, Kg, prefetching=False, shifted=False):
     """The ``fns`` argument of :func:`_direct_tasks` for ``dtype`` and ``Kg`` channels per group.
 
     ``[gather, 4-channel, 3-channel, 1-channel segment, write-back]``
-    addresses, the segments' prefetching variants if ``prefetching``; a
+    addresses, the segments' prefetching variants if ``prefetching`` (one
+    for 4 and 3 channels); a
     segment variant that ``Kg`` never uses (see :func:`_block_channels`) is
     not compiled and its address is 0.
     """
@@ -599,7 +589,7 @@ def helper_addresses(dtype, Kg, prefetching=False, shifted=False):
         kn = _block_channels.py_func(left)
         blocks.add(kn if kn > 2 else 1)
         left -= kn
-    segments = ((SEGMENT_PREFETCHING, SEGMENT3_PREFETCHING, SEGMENT1_PREFETCHING) if prefetching
+    segments = ((SEGMENT_PREFETCHING, SEGMENT_PREFETCHING, SEGMENT1_PREFETCHING) if prefetching
                 else (SEGMENT, SEGMENT3, SEGMENT1))
     return address_table(dtype, (GATHER_SHIFTED if shifted else GATHER,
                                  *(s if b in blocks else None
