@@ -602,8 +602,14 @@ def helper_addresses(dtype, Kg, prefetching=False, shifted=False):
 #: input, and no pixel computed in vain.  Measured against the padded band:
 #: LeNet's 5x5 on 28x28 (1 channel, 4 of 32 columns) 1.09x float64 and 1.23x
 #: float32; ResNet-20's 3x3 on 32x32 (2 of 34) 1.07x with 3 input channels
-#: but 0.94x with 16 (float64), so that share stays below the threshold.
+#: but 0.94x with 16 (float64), so that share stays below the threshold ...
 SHIFTED_MIN_WASTE = 0.1
+
+#: ... and only where the products saved, ``Kg*R*S*(Wz - Q)`` per band row,
+#: are at least this many times the elements copied in addition,
+#: ``(S - 1)*Q``: LeNet conv1's input gradient (one output channel: a ratio
+#: of 0.9) ran 0.73x shifted; its forward pass (ratio 5.4) 1.09-1.23x.
+SHIFTED_MIN_GAIN = 4
 
 #: Tasks prefetch the next task's input rows (:func:`_prefetch_share`) only
 #: when the input has at least this many bytes (a quarter of the 32 MiB L3
@@ -671,7 +677,8 @@ def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place,
     in_place = (sh == 1 and sw == 1 and pt == 0 and pl == 0 and Wz == W
                 and P + (R - 1) * dh <= H and Kg % 4 == 0)
     shifted = (not in_place and sh == 1 and sw == 1 and S > 1
-               and Wz - Q >= SHIFTED_MIN_WASTE * Wz)
+               and Wz - Q >= SHIFTED_MIN_WASTE * Wz
+               and Kg * R * S * (Wz - Q) >= SHIFTED_MIN_GAIN * (S - 1) * Q)
     planes = S if shifted else nh * nw
     if shifted:
         Wz = Q  # band rows of Q pixels, one plane per column tap
