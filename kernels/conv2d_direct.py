@@ -278,14 +278,15 @@ def _segment_prefetching(src, st, ln, eoff, E, w1, kw, acc, kn, pf, pa, pj, prun
     spill, which cost layers that do not prefetch up to 3% (the ResNet-20
     stem).
     """
+    TA = _acc_row(acc)
     lanes = VECTOR_BYTES // acc.itemsize
     t = 0
     k = 0
     while t + 4 * lanes <= ln:
         if kn == 4:
-            _TAPS_4X4(src, st + t, eoff, E, w1, kw, acc, t, _acc_row(acc))
+            _TAPS_4X4(src, st + t, eoff, E, w1, kw, acc, t, TA)
         else:
-            _TAPS_3X4(src, st + t, eoff, E, w1, kw, acc, t, _acc_row(acc))
+            _TAPS_3X4(src, st + t, eoff, E, w1, kw, acc, t, TA)
         t += 4 * lanes
         k, pa, pj = _prefetch_share(pf, pa, pj, prun, pskip, k, pn * t // ln)
     _prefetch_share(pf, pa, pj, prun, pskip, k, pn)
@@ -578,8 +579,8 @@ def helper_addresses(dtype, Kg, prefetching=False, shifted=False):
     """The ``fns`` argument of :func:`_direct_tasks` for ``dtype`` and ``Kg`` channels per group.
 
     ``[gather, 4-channel, 3-channel, 1-channel segment, write-back]``
-    addresses, the segments' prefetching variants if ``prefetching`` (one
-    for 4 and 3 channels); a
+    addresses: :func:`_gather_shifted` if ``shifted``, the segments'
+    prefetching variants if ``prefetching`` (one for 4 and 3 channels).  A
     segment variant that ``Kg`` never uses (see :func:`_block_channels`) is
     not compiled and its address is 0.
     """
@@ -591,9 +592,8 @@ def helper_addresses(dtype, Kg, prefetching=False, shifted=False):
         left -= kn
     segments = ((SEGMENT_PREFETCHING, SEGMENT_PREFETCHING, SEGMENT1_PREFETCHING) if prefetching
                 else (SEGMENT, SEGMENT3, SEGMENT1))
-    return address_table(dtype, (GATHER_SHIFTED if shifted else GATHER,
-                                 *(s if b in blocks else None
-                                           for s, b in zip(segments, (4, 3, 1))), WRITE_BACK))
+    used = (s if b in blocks else None for s, b in zip(segments, (4, 3, 1)))
+    return address_table(dtype, (GATHER_SHIFTED if shifted else GATHER, *used, WRITE_BACK))
 
 
 #: Unit-stride convolutions whose band rows would hold at least this share
@@ -643,7 +643,9 @@ def direct_plan(dtype, x_shape, w_shape, stride, padding, dilation, P, Q, place,
     input rows of the next, see :func:`_prefetch_share`: with ``prefetch``,
     when the band is gathered, its rows are consecutive (every row phase
     holds taps), every run has two tasks or more, and the input has
-    :data:`PREFETCH_MIN_BYTES`); then ``use_h`` (``sh`` entries) and
+    :data:`PREFETCH_MIN_BYTES`); ``shifted`` (32: ``S`` when the band is
+    column-shifted, :data:`SHIFTED_MIN_WASTE`, else 0; ``Wz`` is then
+    ``Q``); then ``use_h`` (``sh`` entries) and
     ``use_w`` (``sw``): 0 for a stride phase that holds no taps, else its
     number among those that do, from 1; and ``eoff``, the offset of tap
     ``(c, r, s)`` in the band (or, in place, in the input).  Tasks are cut

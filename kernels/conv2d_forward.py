@@ -150,7 +150,7 @@ def run_packed(src, weight, bias, out, stride, padding, dilation, groups, P, Q,
     run_tasks(plan, src, wmat, bias, out, unused_output(src.dtype))
 
 
-def choose_engine(reduction, out_channels, unit_stride, Q, Wz):
+def choose_engine(reduction, out_channels, unit_stride, Q):
     """``"direct"`` or ``"packed"`` for one convolution (see :data:`DIRECT_MIN_WIDTH`).
 
     Parameters
@@ -160,9 +160,8 @@ def choose_engine(reduction, out_channels, unit_stride, Q, Wz):
     out_channels : int
         Output channels per group.
     unit_stride : bool
-    Q, Wz : int
-        Output width, and the width the direct engine computes per output
-        row: ``Q + (S - 1) * dilation_w`` at unit stride.
+    Q : int
+        Output width.
     """
     if reduction <= DIRECT_MAX_REDUCTION or out_channels < DIRECT_MAX_CHANNELS:
         return "direct"
@@ -192,8 +191,7 @@ def conv2d_forward(x, weight, bias, out, stride, padding, dilation, groups, engi
         bias = zero_bias(K, x.dtype)
     P, Q = out.shape[2], out.shape[3]
     unit = stride[0] == 1 and stride[1] == 1
-    Wz = Q + ((S - 1) * dilation[1]) // stride[1]
-    if (engine or choose_engine(Cg * R * S, K // groups, unit, Q, Wz)) == "direct":
+    if (engine or choose_engine(Cg * R * S, K // groups, unit, Q)) == "direct":
         run_direct(x, weight, bias, out, stride, padding, dilation, P, Q)
         return
     run_packed(x, weight, bias, out, stride, padding, dilation, groups, P, Q)

@@ -142,9 +142,9 @@ def _dispatch(key):
         for aw, cols, dil_w, pl, Wp in phases_w:
             if Hp == 0 or Wp == 0 or not rows or not cols:
                 continue
-            Wz = Wp + (len(cols) - 1) * dil_w  # the sub-correlations have unit stride
-            use_direct = (engine or choose_engine(len(rows) * len(cols) * Kg, Cg, True, Wp,
-                                                  Wz)) == "direct"
+            # the sub-correlations have unit stride
+            use_direct = (engine or choose_engine(len(rows) * len(cols) * Kg, Cg, True,
+                                                  Wp)) == "direct"
             phases.append((_taps_slice(rows), _taps_slice(cols), (pt, pl), (dil_h, dil_w), Hp, Wp,
                            (ah, aw, stride[0], stride[1]), use_direct))
     if len(_DISPATCH) >= MAX_PLANS:

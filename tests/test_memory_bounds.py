@@ -53,6 +53,7 @@ _CONVS = [
     (2, 3, 11, 11, 3, 5, 2, 1, 3),
     (2, 16, 9, 9, 24, 3, 1, 2, 1),  # stride 2: packed engine, input-gradient phases
     (2, 64, 5, 5, 16, 3, 1, 1, 1),  # long reduction: packed engine
+    (2, 5, 8, 8, 8, 3, 1, 1, 1),  # narrow image: column-shifted band (forward and gradient)
     (3, 16, 6, 6, 16, 1, 0, 2, 1),  # 1 x 1 stride 2
 ]
 
