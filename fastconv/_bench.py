@@ -33,6 +33,16 @@ Measurement rules:
 * Numba, BLAS (if ``threadpoolctl`` is installed) and PyTorch are all pinned
   to ``--threads``.
 
+PyTorch's time includes its operating-system time: its float64 path and
+some float32 ones allocate large buffers on every call, which glibc returns
+to the operating system when they are freed and gets back page by page on
+the next call (ResNet-20 stage 1's float64 forward: 37,000 page faults per
+call, 58% of PyTorch's CPU time in the kernel, 3.6x slower than without).
+The table's ``sys%`` column shows PyTorch's kernel share (page faults, and
+its threads' wake-ups); the JSON has its ``faults_per_call``.  ``--torch-malloc reuse`` runs
+PyTorch with glibc keeping freed memory for reuse (``TORCH_MALLOC``), as
+jemalloc or tcmalloc would, to measure PyTorch without most of that cost.
+
 PyTorch's gradients are timed with ``torch.nn.grad.conv2d_input`` /
 ``conv2d_weight``: both call ``aten.convolution_backward`` with a one-output
 mask, which is exactly what autograd runs for that gradient, minus building
@@ -108,6 +118,14 @@ RETRIES = 2
 #: meets the same spell.
 ROUNDS = 2
 
+#: Environment of the PyTorch worker per ``--torch-malloc`` choice.  "reuse"
+#: sets glibc's mmap and trim thresholds (mallopt(3)) to 4 GiB: buffers come
+#: from and go back to the heap, which keeps its pages.
+TORCH_MALLOC = {
+    "default": {},
+    "reuse": {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 32)},
+}
+
 #: The NumPy reference runs only where one call should take less than this.
 REFERENCE_LIMIT_S = 1.0
 
@@ -139,17 +157,22 @@ def measure(fn, repeat, budget):
     -------
     dict
         ``median_s`` and ``best_s`` per call, ``samples`` taken, ``number``
-        of calls per sample, and ``busy``: the share of the machine's cores
+        of calls per sample, ``busy``: the share of the machine's cores
         that other processes used during the warm-up calls and the samples
-        (None where that is unknown).  The warm-up is included because the
-        operating system counts CPU time in 10 ms ticks: 7 samples of a
-        small call last only ~15 ms.
+        (None where that is unknown; the warm-up is included because the
+        operating system counts the machine's CPU time in 10 ms ticks: 7
+        samples of a small call last only ~15 ms), and, over the samples
+        only, ``sys_share``: the share of this process's CPU time spent in
+        the operating system's kernel, mostly serving page faults on freshly
+        allocated memory, and ``faults_per_call`` (both None where
+        :mod:`resource` is missing).
     """
     fn()  # warm-up: JIT compilation is never timed
     cpu0 = _cpu_seconds()
     warm_up = time.perf_counter()
     while time.perf_counter() - warm_up < WARMUP_FRACTION * budget:
         fn()
+    usage0 = _usage()
     start = time.perf_counter()
     fn()
     first = time.perf_counter() - start
@@ -160,9 +183,27 @@ def measure(fn, repeat, budget):
         for _ in range(number):
             fn()
         times.append((time.perf_counter() - t0) / number)
+    usage1 = _usage()
     busy = _busy_share(cpu0, _cpu_seconds(), time.perf_counter() - warm_up)
-    return {"median_s": statistics.median(times), "best_s": min(times),
-            "samples": len(times), "number": number, "busy": busy}
+    timing = {"median_s": statistics.median(times), "best_s": min(times),
+              "samples": len(times), "number": number, "busy": busy,
+              "sys_share": None, "faults_per_call": None}
+    if usage0 is not None:
+        (user0, sys0, faults0), (user1, sys1, faults1) = usage0, usage1
+        cpu = (user1 - user0) + (sys1 - sys0)
+        timing["sys_share"] = (sys1 - sys0) / cpu if cpu > 0 else 0.0
+        timing["faults_per_call"] = (faults1 - faults0) / (len(times) * number)
+    return timing
+
+
+def _usage():
+    """(user CPU-s, system CPU-s, page faults) of this process so far; None without resource."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime, r.ru_minflt + r.ru_majflt
 
 
 def measure_undisturbed(fn, repeat, budget):
@@ -385,10 +426,13 @@ class TorchWorker:
     ----------
     threads, repeat, budget
         As for :func:`run`.
+    malloc : str
+        A key of :data:`TORCH_MALLOC`: the child's allocator settings.
     """
 
-    def __init__(self, threads, repeat, budget):
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    def __init__(self, threads, repeat, budget, malloc="default"):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+                   **TORCH_MALLOC[malloc])
         self._stderr = tempfile.TemporaryFile(mode="w+")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "fastconv._bench", "--torch-worker"], stdin=subprocess.PIPE,
@@ -485,11 +529,12 @@ def _cpu_seconds():
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), own
 
 
-def run(jobs, impls, threads, repeat, budget, rounds=1, log=sys.stderr):
+def run(jobs, impls, threads, repeat, budget, rounds=1, log=sys.stderr, torch_malloc="default"):
     """Measure ``jobs`` with each of ``impls``, ``rounds`` times; return (records, metadata).
 
     Each round measures every job with every implementation; a record keeps
-    the round with the lowest median (``"round"``, from 0).
+    the round with the lowest median (``"round"``, from 0).  ``torch_malloc``
+    is the PyTorch worker's allocator setting (:data:`TORCH_MALLOC`).
     ``metadata["other_cpu_s"]`` is the CPU time other processes used while
     this ran: when it is large, the machine was shared and timings suffer.
     """
@@ -498,10 +543,11 @@ def run(jobs, impls, threads, repeat, budget, rounds=1, log=sys.stderr):
     meta = {"threads": threads, "repeat": repeat, "budget_s": budget, "rounds": rounds,
             "peak_gflops": _suite.PEAK_GFLOPS, "peak_gbps": _suite.PEAK_GBPS}
     timings = {}
-    worker = TorchWorker(threads, repeat, budget) if "torch" in impls else None
+    worker = TorchWorker(threads, repeat, budget, torch_malloc) if "torch" in impls else None
     try:
         if worker is not None:
             meta["torch_version"] = worker.version
+            meta["torch_malloc"] = torch_malloc
         meta["blas_threads"] = _pin_threads(threads)
         order = [impl for impl in MEASURE_ORDER if impl in impls]
         modules = {impl: _implementation(impl) for impl in order if impl != "torch"}
@@ -635,12 +681,13 @@ def _line(cells, widths, left=(0, 1)):
                    for i, (c, w) in enumerate(zip(cells, widths)))
 
 
-def _section(dtype, pass_, cases, times, rates, disturbed):
+def _section(dtype, pass_, cases, times, rates, disturbed, torch_sys):
     """Table lines of one (dtype, pass): one row per case.
 
     Pool sections add fastconv's ``out=`` time and its % of peak after
     fastconv's own columns.  Times in ``disturbed`` (keys ``(case, dtype,
-    pass, impl)``) are marked ``!``.
+    pass, impl)``) are marked ``!``.  ``torch_sys`` maps ``(case, dtype,
+    pass)`` to PyTorch's ``sys_share``, shown after its ratio.
     """
     def cell(case, impl):
         mark = "!" if (case, dtype, pass_, impl) in disturbed else ""
@@ -655,7 +702,9 @@ def _section(dtype, pass_, cases, times, rates, disturbed):
     head = ["shape", "geometry", "fastconv", unit, "%peak"] + (["out=", "%peak"] if pool else [])
     for impl in others:
         head += [impl, "x " + impl[:3] if impl == "reference" else "x " + impl]
+        head += ["sys%"] if impl == "torch" else []
     widths = [20, 26, 10, 9, 7] + ([10, 7] if pool else []) + [10, 10] * len(others)
+    widths.insert(head.index("sys%"), 6)
     lines = ["", f"== {pass_}, {dtype} (peak {peak}) ==", _line(head, widths)]
     for case, geometry in cases.items():
         t = times.get((case, dtype, pass_), {})
@@ -668,6 +717,9 @@ def _section(dtype, pass_, cases, times, rates, disturbed):
             row += [cell(case, "out="), "-" if pct is None else f"{pct:.1f}%"]
         for impl in others:
             row += [cell(case, impl), _fmt_ratio(t.get(impl), fast)]
+            if impl == "torch":
+                share = torch_sys.get((case, dtype, pass_))
+                row.append("-" if share is None else f"{100 * share:.0f}")
         lines.append(_line(row, widths))
     return lines
 
@@ -684,9 +736,11 @@ def format_table(records, summary, meta):
             sections.setdefault((r["dtype"], r["pass"]), {})[r["case"]] = r["geometry"]
     disturbed = {(r["case"], r["dtype"], r["pass"], r["impl"]) for r in records
                  if (r.get("busy") or 0.0) > BUSY_SHARE}
+    torch_sys = {(r["case"], r["dtype"], r["pass"]): r.get("sys_share") for r in records
+                 if r["impl"] == "torch"}
     lines = _header(meta, records)
     for (dtype, pass_), cases in sections.items():
-        lines += _section(dtype, pass_, cases, times, rates, disturbed)
+        lines += _section(dtype, pass_, cases, times, rates, disturbed, torch_sys)
     lines += _example_lines(records, times)
     lines += _embedding_lines(meta)
     lines += _summary_lines(summary)
@@ -713,9 +767,21 @@ def _header(meta, records):
         (f"{retaken} measurements taken again because other processes kept more than "
          f"{100 * BUSY_SHARE:.0f}% of the cores busy; {disturbed} still were (times marked !)"),
         "'x impl' = impl's median time / fastconv's: > 1 means fastconv is faster.",
+        *([_torch_malloc_line(meta)] if "torch_version" in meta else []),
         "reference = fastconv.reference (computes in float64 whatever the input dtype), "
         "only where a call takes < ~1 s.",
     ]
+
+
+def _torch_malloc_line(meta):
+    if meta.get("torch_malloc", "default") == "default":
+        how = "glibc's defaults: large buffers freed go back to the operating system"
+    else:
+        how = ("glibc keeps freed memory for reuse (--torch-malloc reuse: "
+               + ", ".join(f"{k}={v}" for k, v in TORCH_MALLOC[meta["torch_malloc"]].items())
+               + ")")
+    return (f"sys% = share of PyTorch's CPU time spent in the kernel (page faults on memory "
+            f"it allocates per call; thread wake-ups); its allocator: {how}")
 
 
 def _load_line(meta):
@@ -829,6 +895,9 @@ def _parser():
                    help="only cases whose id contains one of these")
     p.add_argument("--passes", nargs="+", choices=_suite.PASSES, default=list(_suite.PASSES))
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    p.add_argument("--torch-malloc", choices=tuple(TORCH_MALLOC), default="default",
+                   help="PyTorch's allocator: glibc's defaults, or 'reuse' to keep freed "
+                        "memory (no page faults on its per-call buffers)")
     p.add_argument("--no-reference", action="store_true", help="skip fastconv.reference")
     p.add_argument("--quick", action="store_true",
                    help="two tiny conv shapes and one pool, few repeats, no torch (smoke test)")
@@ -901,7 +970,8 @@ def main(argv=None):
     if rounds < 1:
         raise SystemExit("--rounds must be at least 1")
 
-    records, meta = run(jobs, impls, threads, repeat, budget, rounds)
+    records, meta = run(jobs, impls, threads, repeat, budget, rounds,
+                        torch_malloc=args.torch_malloc)
     if not args.quick and "forward" in args.passes:
         meta["embedding"] = embedding(threads)
     meta.update(_metadata(threads))

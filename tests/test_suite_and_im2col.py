@@ -157,6 +157,53 @@ def test_measure_times_the_steady_state_after_its_warm_up():
     assert timing["median_s"] < 0.01
 
 
+@pytest.mark.skipif(importlib.util.find_spec("resource") is None, reason="needs resource (Unix)")
+def test_measure_counts_the_page_faults_and_kernel_time_of_its_samples():
+    # 64 MiB is above glibc's largest dynamic mmap threshold (32 MiB): every
+    # call gets fresh pages from the operating system and faults them in
+    timing = _bench.measure(lambda: np.ones(1 << 23), repeat=3, budget=0.05)
+    assert timing["faults_per_call"] >= 32  # one per page; NumPy asks for 2 MiB pages
+    assert 0.0 < timing["sys_share"] <= 1.0
+    quiet = _bench.measure(lambda: sum(range(1000)), repeat=3, budget=0.05)
+    assert quiet["faults_per_call"] < 1
+
+
+def test_torch_malloc_reuse_reaches_only_the_torch_worker(monkeypatch):
+    seen = {}
+
+    class Refuse(Exception):
+        pass
+
+    def fake_popen(args, env, **kwargs):
+        seen.update(env)
+        raise Refuse
+
+    monkeypatch.setattr(_bench.subprocess, "Popen", fake_popen)
+    with pytest.raises(Refuse):
+        _bench.TorchWorker(threads=1, repeat=1, budget=0.01, malloc="reuse")
+    assert seen["MALLOC_MMAP_THRESHOLD_"] == seen["MALLOC_TRIM_THRESHOLD_"] == str(1 << 32)
+    assert "MALLOC_MMAP_THRESHOLD_" not in os.environ
+    seen.clear()
+    with pytest.raises(Refuse):
+        _bench.TorchWorker(threads=1, repeat=1, budget=0.01)
+    assert "MALLOC_MMAP_THRESHOLD_" not in seen
+
+
+def test_the_table_shows_torchs_kernel_share_after_its_ratio():
+    case = _suite.QUICK_CONV_CASES[0]
+    records = [_bench._record(impl, "conv", case, "float64", "forward",
+                              {"median_s": t, "busy": 0.0, "sys_share": share})
+               for impl, t, share in (("fastconv", 1e-3, 0.0), ("torch", 3e-3, 0.583))]
+    meta = {"fastconv_version": "x", "numba_version": "x", "numba_threading_layer": "omp",
+            "numpy_version": "x", "cpu": "x", "threads": 2, "blas_threads": "2",
+            "repeat": 7, "budget_s": 1.0, "torch_version": "x", "torch_malloc": "reuse"}
+    lines = _bench.format_table(records, _bench.summarise(records), meta).splitlines()
+    head = next(line for line in lines if line.startswith("shape"))
+    row = next(line for line in lines if line.startswith(case.id))
+    assert "x torch  sys%" in head
+    assert row.split()[-4:] == ["3.00", "58", "-", "-"]
+    assert any("MALLOC_MMAP_THRESHOLD_=4294967296" in line for line in lines)
+
 
 def test_busy_share_is_other_processes_cpu_time_per_core_second():
     cores = os.cpu_count()
@@ -202,8 +249,8 @@ def test_each_shape_is_measured_with_every_implementation_before_the_next(monkey
     class FakeWorker:
         version = "fake"
 
-        def __init__(self, threads, repeat, budget):
-            pass
+        def __init__(self, threads, repeat, budget, malloc):
+            assert malloc == "default"
 
         def time(self, job):
             measured.append(("torch", job[1].id, job[3]))
