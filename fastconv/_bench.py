@@ -39,9 +39,10 @@ to the operating system when they are freed and gets back page by page on
 the next call (ResNet-20 stage 1's float64 forward: 37,000 page faults per
 call, 58% of PyTorch's CPU time in the kernel, 3.6x slower than without).
 The table's ``sys%`` column shows PyTorch's kernel share (page faults, and
-its threads' wake-ups); the JSON has its ``faults_per_call``.  ``--torch-malloc reuse`` runs
-PyTorch with glibc keeping freed memory for reuse (``TORCH_MALLOC``), as
-jemalloc or tcmalloc would, to measure PyTorch without most of that cost.
+its threads' wake-ups); the JSON has its ``faults_per_call``.
+``--torch-malloc reuse`` runs PyTorch with glibc keeping freed memory for
+reuse (``TORCH_MALLOC``), as jemalloc or tcmalloc would, to measure PyTorch
+without most of that cost.
 
 PyTorch's gradients are timed with ``torch.nn.grad.conv2d_input`` /
 ``conv2d_weight``: both call ``aten.convolution_backward`` with a one-output
