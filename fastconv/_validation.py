@@ -427,10 +427,12 @@ def pool_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode
                         out[0], out[1])
 
 
-def as_indices(indices, grad_output_shape, plane_size):
+def as_indices(indices, grad_output_shape, plane_size, check_range=True):
     """Validate max-pool ``indices``: integer, same shape as grad_output, values in range.
 
-    Returns a C-contiguous int64 array.
+    Returns a C-contiguous int64 array.  With ``check_range=False`` the
+    values are left to the caller, which must then raise
+    :func:`index_range_error` if any is outside ``[0, plane_size)``.
     """
     idx = np.asarray(indices)
     if idx.dtype.kind not in "iu":
@@ -442,10 +444,15 @@ def as_indices(indices, grad_output_shape, plane_size):
         )
     idx = np.ascontiguousarray(idx, dtype=np.int64)
     # one pass: a negative index read as unsigned is huge, so max() catches both ends
-    if idx.size and int(idx.view(np.uint64).max()) >= plane_size:
-        lo, hi = int(idx.min()), int(idx.max())
-        raise ValueError(
-            f"indices must lie in [0, {plane_size}) for input planes of {plane_size} "
-            f"elements; got values in [{lo}, {hi}]"
-        )
+    if check_range and idx.size and int(idx.view(np.uint64).max()) >= plane_size:
+        raise index_range_error(idx, plane_size)
     return idx
+
+
+def index_range_error(idx, plane_size):
+    """The ValueError for max-pool indices ``idx`` (int64) not all in ``[0, plane_size)``."""
+    lo, hi = int(idx.min()), int(idx.max())
+    return ValueError(
+        f"indices must lie in [0, {plane_size}) for input planes of {plane_size} "
+        f"elements; got values in [{lo}, {hi}]"
+    )

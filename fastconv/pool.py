@@ -54,7 +54,10 @@ def _backward(grad_output, indices, input_shape, spatial, out):
             f"{grad_output.shape[:2]} does not match input_shape {input_shape}"
         )
     plane = int(np.prod(input_shape[2:]))
-    idx = _lift(v.as_indices(indices, grad_output.shape, plane), spatial)
+    # A result of our own is garbage if an index is out of range, so the
+    # kernel checks them as it reads them; the caller's out= is left alone.
+    idx = _lift(v.as_indices(indices, grad_output.shape, plane, check_range=out is not None),
+                spatial)
     dtype = v.result_dtype(grad_output)
     gk = v.as_kernel_array(_lift(grad_output, spatial), dtype)
     if out is None:
@@ -62,7 +65,8 @@ def _backward(grad_output, indices, input_shape, spatial, out):
     else:
         grad_x = v.check_out("out", out, input_shape, dtype,
                              {"grad_output": gk, "indices": idx})
-    kernels.max_pool2d_backward(gk, idx, _lift(grad_x, spatial))
+    if kernels.max_pool2d_backward(gk, idx, _lift(grad_x, spatial)):
+        raise v.index_range_error(idx, plane)
     return grad_x
 
 

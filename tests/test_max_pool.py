@@ -121,6 +121,34 @@ def test_backward_routes_only_to_argmax():
 _POOL_KERNELS = importlib.import_module("fastconv.kernels.max_pool2d")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_kernel_skips_and_counts_indices_outside_the_plane(dtype):
+    # the public layer leaves the range check of its own results to the kernel
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal((2, 3, 2, 2)).astype(dtype)
+    idx = np.stack([rng.permutation(16)[:4] for _ in range(6)]).reshape(g.shape)  # no sums
+    idx[0, 1, 0, 0], idx[1, 2, 1, 1], idx[1, 0, 0, 1] = -1, 16, -(1 << 62)
+    guarded = np.full((2 * 3 * 16 + 32,), 7, dtype)  # 16 guard elements on each side
+    gx = guarded[16:-16].reshape(2, 3, 4, 4)
+    assert _POOL_KERNELS.max_pool2d_backward(g, idx, gx) == 3
+    keep = (idx >= 0) & (idx < 16)
+    expect = ref.max_pool2d_backward(np.where(keep, g, 0), np.where(keep, idx, 0), gx.shape)
+    np.testing.assert_array_equal(gx, expect.astype(dtype))
+    assert np.all(guarded[:16] == 7) and np.all(guarded[-16:] == 7)
+    assert _POOL_KERNELS.max_pool2d_backward(g, np.where(keep, idx, 0), gx) == 0
+
+
+def test_backward_with_an_index_out_of_range_leaves_out_untouched():
+    g = np.ones((1, 1, 2, 2))
+    idx = np.array([[[[0, 1], [2, 99]]]])
+    out = np.full((1, 1, 4, 4), 5.0)
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 16\).*\[0, 99\]"):
+        fastconv.max_pool2d_backward(g, idx, (1, 1, 4, 4), out=out)
+    assert np.all(out == 5.0)
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 16\).*\[0, 99\]"):
+        fastconv.max_pool2d_backward(g, idx, (1, 1, 4, 4))
+
+
 @given(case=pool_cases(spatial=2), seed=st.integers(0, 2**16),
        style=st.sampled_from(["uniform", "ties", "special"]))
 def test_max_pool2d_with_prefetching_matches_reference(case, seed, style):
