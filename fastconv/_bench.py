@@ -164,9 +164,9 @@ def measure(fn, repeat, budget):
         operating system counts the machine's CPU time in 10 ms ticks: 7
         samples of a small call last only ~15 ms), and, over the samples
         only, ``sys_share``: the share of this process's CPU time spent in
-        the operating system's kernel, mostly serving page faults on freshly
-        allocated memory, and ``faults_per_call`` (both None where
-        :mod:`resource` is missing).
+        the operating system's kernel (page faults on freshly allocated
+        memory; thread wake-ups, which dominate for small calls), and
+        ``faults_per_call`` (both None where :mod:`resource` is missing).
     """
     fn()  # warm-up: JIT compilation is never timed
     cpu0 = _cpu_seconds()
