@@ -8,7 +8,7 @@ compilation out of the first real calls, and prints how long each group of
 kernels took: the cold compile time of the whole kernel set.
 
 Each step calls the public functions on small inputs chosen to reach every
-compiled variant (the direct and packed convolution engines, their builds
+compiled variant (the direct, depthwise and packed convolution engines, their builds
 for small calls, the weight gradient's parallel, serial and non-finite
 paths, max-pooling), and a last step compiles the engines' loop helpers
 those calls did not need (kernels compile a helper only when a call uses
@@ -43,6 +43,8 @@ def _conv_steps(dtype):
     # direct engine (short reductions), big enough for the parallel build and
     # for the weight gradient's parallel path
     direct = forward_and_grads(*arrays((4, 8, 32, 32), (16, 8, 3, 3)), padding=1)
+    # depthwise engine (one input channel per group), its stencil blocks
+    depthwise = forward_and_grads(*arrays((2, 8, 24, 40), (8, 1, 3, 3)), padding=1, groups=8)
     # a few multiply-adds: the builds that run on the calling thread
     small = forward_and_grads(*arrays((1, 2, 5, 5), (3, 2, 2, 2)))
     # packed engine (long reductions on images so narrow that the direct
@@ -52,6 +54,7 @@ def _conv_steps(dtype):
     x[0, 0, 0, 0] = np.inf  # the weight gradient's rerun for non-finite results
     nonfinite = forward_and_grads(x, w)
     return [("conv2d + grads: direct engine", direct),
+            ("conv2d + grads: depthwise engine", depthwise),
             ("conv2d + grads: small calls", small),
             ("conv2d + grads: packed engine", packed),
             ("conv2d_grad_weight: non-finite input", nonfinite),

@@ -14,6 +14,12 @@ AVX-512 vectors whose accumulators stay in registers for a whole reduction:
   reaches 116 and 58.
 * :func:`taps_block`: a few output channels x a few vectors of pixels over
   all taps of the direct engine, an outer product per tap.
+* :func:`row_taps_block` and :func:`stencil_block`: one vector of pixels
+  in each of a few output rows of a one-channel (depthwise) convolution,
+  read straight from the input and stored from the registers; masked loads
+  read the zero padding at a row's ends and masked stores end it at its
+  last pixel.  The stencil loads each input vector once for all the rows
+  that use it.
 * :func:`copy_stride2`: every other element of a run, two vectors at a time
   (the direct engine's gather for column stride 2), where the vectoriser
   emitted a slow ``vgather``.
@@ -300,6 +306,217 @@ def taps_block(channels, vectors, single=False):
         return numba.types.void(src, base, eoff, E, w1, kw, acc, a0, TA), codegen
 
     return block
+
+
+def _lane_mask(builder, lanes, lo, hi):
+    """``<lanes x i1>``: lane ``j`` set where ``lo <= j < hi`` (``i32`` values)."""
+    ivec = llvmir.VectorType(llvmir.IntType(32), lanes)
+    at = llvmir.Constant(ivec, list(range(lanes)))
+    return builder.and_(builder.icmp_signed(">=", at, _splat(builder, lo, ivec)),
+                        builder.icmp_signed("<", at, _splat(builder, hi, ivec)))
+
+
+def row_taps_block(rows, masked=False, store="full"):
+    """An intrinsic computing one vector of pixels in each of ``rows`` output rows of a one-channel convolution.
+
+    ``block(src, base, xstep, eoff, coff, E, w1, kw, out, a0, ostep, c0, W, n, bias)``
+    writes, for ``v < rows`` and ``0 <= j < n``::
+
+        out[a0 + v*ostep + j] = sum over e < E of w1[kw + e] * src[base + v*xstep + eoff[e] + j]  + bias
+
+    With ``masked``, the term of tap ``e`` at ``j`` is zero, and ``src`` is
+    not read there, where the column ``c0 + coff[e] + j`` lies outside
+    ``[0, W)`` (zero padding): masked loads, which do not touch the elements
+    they leave out, so that a vector may start before its input row or end
+    past it.  Without, ``coff``, ``c0`` and ``W`` are not used.  ``store``:
+
+    * ``"full"``: ``n`` is one vector (16 float32 or 8 float64 lanes);
+    * ``"partial"``: only the first ``n`` sums of each row are stored (a
+      masked store), for the end of an output row;
+    * ``"stream"``: as ``"full"``, with non-temporal stores, which skip the
+      caches (see :func:`stream_row`): every ``out[a0 + v*ostep]`` must lie
+      on a 64-byte boundary, and the caller ends with :func:`store_fence`.
+
+    The ``rows`` vectors
+    share each tap's weight (and mask): their ``rows`` sums are independent
+    chains of fused multiply-adds, which hide each other's latency.
+
+    ``src``, ``w1`` and ``out`` are 1-D C-contiguous arrays of one float
+    dtype, ``eoff`` and ``coff`` int64 arrays of ``E`` offsets, ``bias`` a
+    float, the rest ints.  Sums run over the taps in order, then add
+    ``bias``, as the direct engine's write-back does.
+    """
+
+    @intrinsic
+    def block(typingctx, src, base, xstep, eoff, coff, E, w1, kw, out, a0, ostep, c0, W, n, bias):
+        if not (all(_is_float_array(a, src.dtype) and a.ndim == 1 for a in (src, w1, out))
+                and all(isinstance(a, numba.types.Array) and a.dtype == numba.types.int64
+                        for a in (eoff, coff))
+                and all(isinstance(i, numba.types.Integer)
+                        for i in (base, xstep, E, kw, a0, ostep, c0, W, n))
+                and isinstance(bias, numba.types.Float)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            tys = signature.args
+
+            def data(j):
+                return context.make_array(tys[j])(context, builder, args[j]).data
+
+            def int_arg(j, ty=numba.types.int64):
+                return context.cast(builder, args[j], tys[j], ty)
+
+            s, offs, cols, w, out_ = data(0), data(3), data(4), data(6), data(8)
+            base_, xstep_, E_, kw_, a0_, ostep_ = (int_arg(j) for j in (1, 2, 5, 7, 9, 10))
+            scalar, vector, lanes, align = _vector_of(context, tys[0].dtype)
+            fma = _fma(builder, vector)
+            i32 = llvmir.IntType(32)
+            mask_ty = llvmir.VectorType(llvmir.IntType(1), lanes)
+            bits = 32 if isinstance(scalar, llvmir.FloatType) else 64
+            c0_, W_, n_ = (int_arg(j, numba.types.int32) for j in (11, 12, 13))
+            if masked:
+                load = cgutils.get_or_insert_function(
+                    builder.module, llvmir.FunctionType(vector, [vector.as_pointer(), i32, mask_ty,
+                                                                 vector]),
+                    f"llvm.masked.load.v{lanes}f{bits}.p0")
+            starts = [builder.gep(s, [builder.add(base_, builder.mul(xstep_, _I64(v)))])
+                      for v in range(rows)]
+            wrow = builder.gep(w, [kw_])
+
+            def tap_step(e, acc_):
+                off = builder.load(builder.gep(offs, [e]))
+                wk = _splat(builder, builder.load(builder.gep(wrow, [e])), vector)
+                if masked:
+                    # columns c0 + coff[e] + j inside [0, W): j in [-col, W - col)
+                    col = builder.add(c0_, builder.trunc(builder.load(builder.gep(cols, [e])), i32))
+                    mask = _lane_mask(builder, lanes, builder.neg(col), builder.sub(W_, col))
+                new = []
+                for v in range(rows):
+                    ptr = builder.bitcast(builder.gep(starts[v], [off]), vector.as_pointer())
+                    if masked:
+                        x = builder.call(load, [ptr, i32(align), mask, llvmir.Constant(vector, None)])
+                    else:
+                        x = builder.load(ptr, align=align)
+                    new.append(builder.call(fma, [wk, x, acc_[v]]))
+                return new, 1
+
+            sums = _counted_loop(builder, "row_taps_block.loop", _I64(0), E_,
+                                 [llvmir.Constant(vector, None)] * rows, tap_step)
+            _store_rows(context, builder, sums, args[14], tys[14], tys[0].dtype, out_, a0_, ostep_,
+                        n_, store)
+            return context.get_dummy_value()
+
+        return (numba.types.void(src, base, xstep, eoff, coff, E, w1, kw, out, a0, ostep, c0, W, n,
+                                 bias), codegen)
+
+    return block
+
+
+def stencil_block(rows, R, masked=False, store="full"):
+    """:func:`row_taps_block` for ``rows`` consecutive output rows of an ``R``-row filter at unit row stride and dilation.
+
+    ``block(src, base, xstep, S, dw, w1, kw, out, a0, ostep, c0, W, n, bias)``
+    writes, for ``v < rows`` and ``0 <= j < n``::
+
+        out[a0 + v*ostep + j] = sum over s < S, r < R of
+            w1[kw + r*S + s] * src[base + (v + r)*xstep + s*dw + j]  + bias
+
+    Output row ``v``'s tap row ``r`` is input row ``v + r``: each vector of
+    input is loaded once for all the output rows that use it, ``rows + R -
+    1`` loads per ``rows * R`` fused multiply-adds instead of one per
+    multiply-add (the tap list of :func:`row_taps_block` loads every tap
+    again for every row).  ``masked``, ``store``, ``c0``, ``W`` and ``n`` as
+    for :func:`row_taps_block`, a tap's column offset being ``s*dw``.  Sums
+    run over ``s``, then ``r``, then add ``bias``.
+    """
+
+    @intrinsic
+    def block(typingctx, src, base, xstep, S, dw, w1, kw, out, a0, ostep, c0, W, n, bias):
+        if not (all(_is_float_array(a, src.dtype) and a.ndim == 1 for a in (src, w1, out))
+                and all(isinstance(i, numba.types.Integer)
+                        for i in (base, xstep, S, dw, kw, a0, ostep, c0, W, n))
+                and isinstance(bias, numba.types.Float)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            tys = signature.args
+
+            def data(j):
+                return context.make_array(tys[j])(context, builder, args[j]).data
+
+            def int_arg(j, ty=numba.types.int64):
+                return context.cast(builder, args[j], tys[j], ty)
+
+            s_, w, out_ = data(0), data(5), data(7)
+            base_, xstep_, S_, dw_, kw_, a0_, ostep_ = (int_arg(j) for j in (1, 2, 3, 4, 6, 8, 9))
+            c0_, W_, n_ = (int_arg(j, numba.types.int32) for j in (10, 11, 12))
+            scalar, vector, lanes, align = _vector_of(context, tys[0].dtype)
+            fma = _fma(builder, vector)
+            i32 = llvmir.IntType(32)
+            mask_ty = llvmir.VectorType(llvmir.IntType(1), lanes)
+            bits = 32 if isinstance(scalar, llvmir.FloatType) else 64
+            if masked:
+                load = cgutils.get_or_insert_function(
+                    builder.module, llvmir.FunctionType(vector, [vector.as_pointer(), i32, mask_ty,
+                                                                 vector]),
+                    f"llvm.masked.load.v{lanes}f{bits}.p0")
+            starts = [builder.gep(s_, [builder.add(base_, builder.mul(xstep_, _I64(j)))])
+                      for j in range(rows + R - 1)]
+            wrows = [builder.gep(w, [builder.add(kw_, builder.mul(S_, _I64(r)))]) for r in range(R)]
+
+            def column_step(si, acc_):
+                off = builder.mul(si, dw_)
+                wk = [_splat(builder, builder.load(builder.gep(row, [si])), vector) for row in wrows]
+                if masked:
+                    # columns c0 + s*dw + j inside [0, W): j in [-col, W - col)
+                    col = builder.add(c0_, builder.trunc(off, i32))
+                    mask = _lane_mask(builder, lanes, builder.neg(col), builder.sub(W_, col))
+                new = list(acc_)
+                for j in range(rows + R - 1):
+                    ptr = builder.bitcast(builder.gep(starts[j], [off]), vector.as_pointer())
+                    if masked:
+                        x = builder.call(load, [ptr, i32(align), mask, llvmir.Constant(vector, None)])
+                    else:
+                        x = builder.load(ptr, align=align)
+                    for v in range(max(0, j - R + 1), min(rows, j + 1)):
+                        new[v] = builder.call(fma, [wk[j - v], x, new[v]])
+                return new, 1
+
+            sums = _counted_loop(builder, "stencil_block.loop", _I64(0), S_,
+                                 [llvmir.Constant(vector, None)] * rows, column_step)
+            _store_rows(context, builder, sums, args[13], tys[13], tys[0].dtype, out_, a0_, ostep_,
+                        n_, store)
+            return context.get_dummy_value()
+
+        return (numba.types.void(src, base, xstep, S, dw, w1, kw, out, a0, ostep, c0, W, n, bias),
+                codegen)
+
+    return block
+
+
+def _store_rows(context, builder, sums, bias, bias_type, dtype, out, a0, ostep, n, store):
+    """Store ``sums[v] + bias`` at ``out + a0 + v*ostep`` (see :func:`row_taps_block`'s ``store``)."""
+    scalar, vector, lanes, align = _vector_of(context, dtype)
+    i32 = llvmir.IntType(32)
+    add = _splat(builder, context.cast(builder, bias, bias_type, dtype), vector)
+    if store == "partial":
+        bits = 32 if isinstance(scalar, llvmir.FloatType) else 64
+        masked_store = cgutils.get_or_insert_function(
+            builder.module, llvmir.FunctionType(llvmir.VoidType(), [
+                vector, vector.as_pointer(), i32, llvmir.VectorType(llvmir.IntType(1), lanes)]),
+            f"llvm.masked.store.v{lanes}f{bits}.p0")
+        first_n = _lane_mask(builder, lanes, i32(0), n)
+    nontemporal = builder.module.add_metadata([i32(1)])
+    for v, total in enumerate(sums):
+        ptr = builder.bitcast(builder.gep(out, [builder.add(a0, builder.mul(ostep, _I64(v)))]),
+                              vector.as_pointer())
+        value = builder.fadd(total, add)
+        if store == "partial":
+            builder.call(masked_store, [value, ptr, i32(align), first_n])
+        elif store == "stream":
+            builder.store(value, ptr, align=VECTOR_BYTES).set_metadata("nontemporal", nontemporal)
+        else:
+            builder.store(value, ptr, align=align)
 
 
 @intrinsic

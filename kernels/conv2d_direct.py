@@ -47,6 +47,10 @@ rows are shorter than 8 pixels (:func:`.conv2d_forward.choose_engine`):
   normal store first reads the line it overwrites, and that made the
   write-back a quarter to a third of a float64 layer's time.
 
+Depthwise convolutions (one input channel per group) at unit column stride
+do not reach this engine's loops: :func:`run_direct` hands them to
+:mod:`.conv2d_depthwise`, which reads the input in place.
+
 The engine runs on :func:`._tasks.run_tasks`, the parallel kernel all
 engines share, with the 4-D arrays and one plan array (:func:`direct_plan`:
 task sizes, tap offsets, helper addresses), computed once per shape and
@@ -71,6 +75,7 @@ import math
 
 import numpy as np
 
+from . import conv2d_depthwise as depthwise
 from ._blocks import VECTOR_BYTES, copy_stride2, store_fence, stream_row, taps_block
 from ._jit import (
     CalledByAddress,
@@ -798,6 +803,11 @@ def _streams(out_shape, itemsize, Q, Wz, place):
     return Wo * itemsize % 64 == 0 and Q * itemsize >= STREAM_MIN_ROW_BYTES
 
 
+#: Whether :func:`run_direct` hands the depthwise convolutions that
+#: :func:`.conv2d_depthwise.fits` to that engine (tests turn it off to
+#: run them on this one).
+DEPTHWISE = True
+
 #: Plans (kernel and :func:`direct_plan`) by dtype, shapes and arguments,
 #: up to :data:`MAX_PLANS` of them.
 _PLANS = {}
@@ -808,7 +818,9 @@ def run_direct(x, weight, bias, out, stride, padding, dilation, P, Q, place=(0, 
     """``out[placed] = conv(x, weight) + bias`` (arrays as :func:`_direct_tasks` takes them).
 
     The other arguments as for :func:`direct_plan`; the plan is made on the
-    first call with these shapes and kept.
+    first call with these shapes and kept.  Depthwise convolutions that
+    :func:`.conv2d_depthwise.fits` run on that engine instead (unless
+    :data:`DEPTHWISE` is off).
     """
     key = (x.dtype, x.shape, weight.shape, out.shape, *stride, *padding, *dilation, P, Q, *place)
     entry = _PLANS.get(key)
@@ -817,9 +829,13 @@ def run_direct(x, weight, bias, out, stride, padding, dilation, P, Q, place=(0, 
             _PLANS.clear()
         macs = x.shape[0] * weight.size * P * Q
         kernel = run_tasks_serial if macs < SERIAL_MACS else run_tasks
-        entry = _PLANS[key] = (kernel, direct_plan(x.dtype, x.shape, weight.shape, tuple(stride),
-                                                   tuple(padding), tuple(dilation), P, Q,
-                                                   tuple(place), out_shape=out.shape),
-                               unused_output(x.dtype))
+        if DEPTHWISE and depthwise.fits(x.shape, weight.shape, out.shape, stride, P, Q, place):
+            plan = depthwise.depthwise_plan(
+                x.dtype, x.shape, weight.shape, tuple(stride), tuple(padding), tuple(dilation), P,
+                Q, stream=out.nbytes >= STREAM_MIN_BYTES)
+        else:
+            plan = direct_plan(x.dtype, x.shape, weight.shape, tuple(stride), tuple(padding),
+                               tuple(dilation), P, Q, tuple(place), out_shape=out.shape)
+        entry = _PLANS[key] = (kernel, plan, unused_output(x.dtype))
     kernel, plan, out2 = entry
     kernel(plan, x, weight, bias, out, out2)

@@ -89,11 +89,12 @@ def test_every_engine_runs_function_has_the_interface_signature():
 
     module = {name: importlib.import_module(f"fastconv.kernels.{name}") for name in
               ("_tasks", "conv2d_direct", "conv2d_forward", "conv2d_grad_input",
-               "conv2d_grad_weight", "_grad_weight_depthwise")}
+               "conv2d_grad_weight", "_grad_weight_depthwise", "conv2d_depthwise")}
     runs = [module["conv2d_direct"].DIRECT_TASKS, module["conv2d_forward"].PACKED_TASK,
             module["conv2d_grad_input"].PHASES_RUNS,
             module["conv2d_grad_weight"].CHUNK, module["conv2d_grad_weight"].SUM_PARTIALS,
-            module["_grad_weight_depthwise"].DEPTHWISE_CHUNK]
+            module["_grad_weight_depthwise"].DEPTHWISE_CHUNK,
+            module["conv2d_depthwise"].DEPTHWISE_TASKS]
     declared = [d for d in _jit._DECLARED.values() if d.function.py_func.__code__.co_varnames[:7]
                 == ("run", "plan", "x", "w", "b", "out", "out2") and not d.interface]
     assert sorted(map(id, declared)) == sorted(map(id, runs))

@@ -28,18 +28,29 @@ _PHASES = importlib.import_module("fastconv.kernels.conv2d_grad_input")
 
 @contextmanager
 def forced_engine(engine):
-    """Make every convolution in the block use ``engine`` ("direct" or "packed")."""
+    """Make every convolution in the block use ``engine``: "direct", "packed", or
+    "band" (the direct engine, depthwise convolutions included: they otherwise
+    run on the depthwise engine, :mod:`fastconv.kernels.conv2d_depthwise`)."""
     saved = [m.choose_engine for m in _CHOOSERS]
-    # the input gradient keeps each geometry's engine choice: start and end without
+    # the input gradient keeps each geometry's engine choice (and, when "band"
+    # turns the depthwise engine off, the direct engine its plans): start and
+    # end without
+    band = engine == "band"
     _PHASES._DISPATCH.clear()
+    if band:
+        _DIRECT._PLANS.clear()
     try:
         for m in _CHOOSERS:
-            m.choose_engine = lambda *args: engine
+            m.choose_engine = lambda *args: "direct" if engine == "band" else engine
+        _DIRECT.DEPTHWISE = not band
         yield
     finally:
         for m, f in zip(_CHOOSERS, saved):
             m.choose_engine = f
+        _DIRECT.DEPTHWISE = True
         _PHASES._DISPATCH.clear()
+        if band:
+            _DIRECT._PLANS.clear()
 
 
 @contextmanager
@@ -67,12 +78,12 @@ def _forward_and_grad_input(x, w, b, g, kwargs):
     return y, gx
 
 
-# 60 examples per engine in the default profile (four engines: the suite stays
+# 60 examples per engine in the default profile (five variants: the suite stays
 # quick); the "thorough" profile's count otherwise.
 _EXAMPLES = 60 if settings.default.max_examples <= 100 else settings.default.max_examples
 
 
-@pytest.mark.parametrize("engine", ["direct", "packed", "direct-serial", "direct-parallel"])
+@pytest.mark.parametrize("engine", ["direct", "packed", "band", "direct-serial", "direct-parallel"])
 @settings(max_examples=_EXAMPLES)
 @given(case=conv_cases(spatial=2), seed=st.integers(0, 2**16))
 def test_forced_engine_matches_reference(engine, case, seed):
@@ -254,9 +265,10 @@ def test_prefetching_the_next_task_changes_no_bits(monkeypatch, dtype, x_shape, 
                             lambda *a, _on=prefetch, **k: plan(*a, **{**k, "prefetch": _on}))
         _DIRECT._PLANS.clear()
         try:
-            with forced_engine("direct"):
+            with forced_engine("band"):
                 results.append(fastconv.conv2d(x, w, **kwargs))
-            assert all(p[31] == prefetch for _, p, _ in _DIRECT._PLANS.values())
+                assert len(_DIRECT._PLANS) == 1
+                assert all(p[31] == prefetch for _, p, _ in _DIRECT._PLANS.values())
         finally:
             _DIRECT._PLANS.clear()
             monkeypatch.setattr(_DIRECT, "direct_plan", plan)
