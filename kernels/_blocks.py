@@ -316,10 +316,10 @@ def _lane_mask(builder, lanes, lo, hi):
                         builder.icmp_signed("<", at, _splat(builder, hi, ivec)))
 
 
-def row_taps_block(rows, masked=False, store="full"):
+def row_taps_block(rows, masked=False):
     """An intrinsic computing one vector of pixels in each of ``rows`` output rows of a one-channel convolution.
 
-    ``block(src, base, xstep, eoff, coff, E, w1, kw, out, a0, ostep, c0, W, n, bias)``
+    ``block(src, base, xstep, eoff, coff, E, w1, kw, out, a0, ostep, c0, W, n, bias, stream)``
     writes, for ``v < rows`` and ``0 <= j < n``::
 
         out[a0 + v*ostep + j] = sum over e < E of w1[kw + e] * src[base + v*xstep + eoff[e] + j]  + bias
@@ -328,14 +328,13 @@ def row_taps_block(rows, masked=False, store="full"):
     not read there, where the column ``c0 + coff[e] + j`` lies outside
     ``[0, W)`` (zero padding): masked loads, which do not touch the elements
     they leave out, so that a vector may start before its input row or end
-    past it.  Without, ``coff``, ``c0`` and ``W`` are not used.  ``store``:
-
-    * ``"full"``: ``n`` is one vector (16 float32 or 8 float64 lanes);
-    * ``"partial"``: only the first ``n`` sums of each row are stored (a
-      masked store), for the end of an output row;
-    * ``"stream"``: as ``"full"``, with non-temporal stores, which skip the
-      caches (see :func:`stream_row`): every ``out[a0 + v*ostep]`` must lie
-      on a 64-byte boundary, and the caller ends with :func:`store_fence`.
+    past it.  Without, ``coff``, ``c0`` and ``W`` are not used.  The sums
+    are stored with a masked store of the first ``n`` lanes (``n`` is at
+    most a vector: 16 float32 or 8 float64 lanes), so that a row may end
+    inside a vector; or, where ``stream`` is nonzero, whole vectors (``n``
+    is not used) with non-temporal stores, which skip the caches (see
+    :func:`stream_row`): every ``out[a0 + v*ostep]`` must then lie on a
+    64-byte boundary, and the caller ends with :func:`store_fence`.
 
     The ``rows`` vectors
     share each tap's weight (and mask): their ``rows`` sums are independent
@@ -348,12 +347,13 @@ def row_taps_block(rows, masked=False, store="full"):
     """
 
     @intrinsic
-    def block(typingctx, src, base, xstep, eoff, coff, E, w1, kw, out, a0, ostep, c0, W, n, bias):
+    def block(typingctx, src, base, xstep, eoff, coff, E, w1, kw, out, a0, ostep, c0, W, n, bias,
+              stream):
         if not (all(_is_float_array(a, src.dtype) and a.ndim == 1 for a in (src, w1, out))
                 and all(isinstance(a, numba.types.Array) and a.dtype == numba.types.int64
                         for a in (eoff, coff))
                 and all(isinstance(i, numba.types.Integer)
-                        for i in (base, xstep, E, kw, a0, ostep, c0, W, n))
+                        for i in (base, xstep, E, kw, a0, ostep, c0, W, n, stream))
                 and isinstance(bias, numba.types.Float)):
             return None
 
@@ -403,19 +403,19 @@ def row_taps_block(rows, masked=False, store="full"):
             sums = _counted_loop(builder, "row_taps_block.loop", _I64(0), E_,
                                  [llvmir.Constant(vector, None)] * rows, tap_step)
             _store_rows(context, builder, sums, args[14], tys[14], tys[0].dtype, out_, a0_, ostep_,
-                        n_, store)
+                        n_, int_arg(15))
             return context.get_dummy_value()
 
         return (numba.types.void(src, base, xstep, eoff, coff, E, w1, kw, out, a0, ostep, c0, W, n,
-                                 bias), codegen)
+                                 bias, stream), codegen)
 
     return block
 
 
-def stencil_block(rows, R, masked=False, store="full"):
+def stencil_block(rows, R, masked=False):
     """:func:`row_taps_block` for ``rows`` consecutive output rows of an ``R``-row filter at unit row stride and dilation.
 
-    ``block(src, base, xstep, S, dw, w1, kw, out, a0, ostep, c0, W, n, bias)``
+    ``block(src, base, xstep, S, dw, w1, kw, out, a0, ostep, c0, W, n, bias, stream)``
     writes, for ``v < rows`` and ``0 <= j < n``::
 
         out[a0 + v*ostep + j] = sum over s < S, r < R of
@@ -425,16 +425,16 @@ def stencil_block(rows, R, masked=False, store="full"):
     input is loaded once for all the output rows that use it, ``rows + R -
     1`` loads per ``rows * R`` fused multiply-adds instead of one per
     multiply-add (the tap list of :func:`row_taps_block` loads every tap
-    again for every row).  ``masked``, ``store``, ``c0``, ``W`` and ``n`` as
-    for :func:`row_taps_block`, a tap's column offset being ``s*dw``.  Sums
+    again for every row).  ``masked``, ``c0``, ``W``, ``n`` and ``stream``
+    as for :func:`row_taps_block`, a tap's column offset being ``s*dw``.  Sums
     run over ``s``, then ``r``, then add ``bias``.
     """
 
     @intrinsic
-    def block(typingctx, src, base, xstep, S, dw, w1, kw, out, a0, ostep, c0, W, n, bias):
+    def block(typingctx, src, base, xstep, S, dw, w1, kw, out, a0, ostep, c0, W, n, bias, stream):
         if not (all(_is_float_array(a, src.dtype) and a.ndim == 1 for a in (src, w1, out))
                 and all(isinstance(i, numba.types.Integer)
-                        for i in (base, xstep, S, dw, kw, a0, ostep, c0, W, n))
+                        for i in (base, xstep, S, dw, kw, a0, ostep, c0, W, n, stream))
                 and isinstance(bias, numba.types.Float)):
             return None
 
@@ -485,38 +485,39 @@ def stencil_block(rows, R, masked=False, store="full"):
             sums = _counted_loop(builder, "stencil_block.loop", _I64(0), S_,
                                  [llvmir.Constant(vector, None)] * rows, column_step)
             _store_rows(context, builder, sums, args[13], tys[13], tys[0].dtype, out_, a0_, ostep_,
-                        n_, store)
+                        n_, int_arg(14))
             return context.get_dummy_value()
 
-        return (numba.types.void(src, base, xstep, S, dw, w1, kw, out, a0, ostep, c0, W, n, bias),
-                codegen)
+        return (numba.types.void(src, base, xstep, S, dw, w1, kw, out, a0, ostep, c0, W, n, bias,
+                                 stream), codegen)
 
     return block
 
 
-def _store_rows(context, builder, sums, bias, bias_type, dtype, out, a0, ostep, n, store):
-    """Store ``sums[v] + bias`` at ``out + a0 + v*ostep`` (see :func:`row_taps_block`'s ``store``)."""
+def _store_rows(context, builder, sums, bias, bias_type, dtype, out, a0, ostep, n, stream):
+    """Store ``sums[v] + bias`` at ``out + a0 + v*ostep``: the first ``n`` lanes, or, where
+    ``stream`` (an ``i64``) is nonzero, whole vectors non-temporally (see :func:`row_taps_block`)."""
     scalar, vector, lanes, align = _vector_of(context, dtype)
     i32 = llvmir.IntType(32)
     add = _splat(builder, context.cast(builder, bias, bias_type, dtype), vector)
-    if store == "partial":
-        bits = 32 if isinstance(scalar, llvmir.FloatType) else 64
-        masked_store = cgutils.get_or_insert_function(
-            builder.module, llvmir.FunctionType(llvmir.VoidType(), [
-                vector, vector.as_pointer(), i32, llvmir.VectorType(llvmir.IntType(1), lanes)]),
-            f"llvm.masked.store.v{lanes}f{bits}.p0")
-        first_n = _lane_mask(builder, lanes, i32(0), n)
+    bits = 32 if isinstance(scalar, llvmir.FloatType) else 64
+    masked_store = cgutils.get_or_insert_function(
+        builder.module, llvmir.FunctionType(llvmir.VoidType(), [
+            vector, vector.as_pointer(), i32, llvmir.VectorType(llvmir.IntType(1), lanes)]),
+        f"llvm.masked.store.v{lanes}f{bits}.p0")
     nontemporal = builder.module.add_metadata([i32(1)])
-    for v, total in enumerate(sums):
-        ptr = builder.bitcast(builder.gep(out, [builder.add(a0, builder.mul(ostep, _I64(v)))]),
-                              vector.as_pointer())
-        value = builder.fadd(total, add)
-        if store == "partial":
-            builder.call(masked_store, [value, ptr, i32(align), first_n])
-        elif store == "stream":
-            builder.store(value, ptr, align=VECTOR_BYTES).set_metadata("nontemporal", nontemporal)
-        else:
-            builder.store(value, ptr, align=align)
+    values = [builder.fadd(total, add) for total in sums]
+    ptrs = [builder.bitcast(builder.gep(out, [builder.add(a0, builder.mul(ostep, _I64(v)))]),
+                            vector.as_pointer()) for v in range(len(sums))]
+    with builder.if_else(builder.icmp_signed("!=", stream, _I64(0))) as (streamed, cached):
+        with streamed:
+            for value, ptr in zip(values, ptrs):
+                builder.store(value, ptr, align=VECTOR_BYTES).set_metadata("nontemporal",
+                                                                          nontemporal)
+        with cached:
+            first_n = _lane_mask(builder, lanes, i32(0), n)
+            for value, ptr in zip(values, ptrs):
+                builder.call(masked_store, [value, ptr, i32(align), first_n])
 
 
 @intrinsic
