@@ -336,9 +336,9 @@ def row_taps_block(rows, masked=False):
     :func:`stream_row`): every ``out[a0 + v*ostep]`` must then lie on a
     64-byte boundary, and the caller ends with :func:`store_fence`.
 
-    The ``rows`` vectors
-    share each tap's weight (and mask): their ``rows`` sums are independent
-    chains of fused multiply-adds, which hide each other's latency.
+    The ``rows`` vectors share each tap's weight (and mask): their sums are
+    independent chains of fused multiply-adds, which hide each other's
+    latency.
 
     ``src``, ``w1`` and ``out`` are 1-D C-contiguous arrays of one float
     dtype, ``eoff`` and ``coff`` int64 arrays of ``E`` offsets, ``bias`` a
