@@ -316,6 +316,41 @@ def _lane_mask(builder, lanes, lo, hi):
                         builder.icmp_signed("<", at, _splat(builder, hi, ivec)))
 
 
+def _masked_intrinsic(builder, vector, op):
+    """The ``llvm.masked.load`` or ``llvm.masked.store`` (``op``) intrinsic for a float ``vector`` type."""
+    i32 = llvmir.IntType(32)
+    mask = llvmir.VectorType(llvmir.IntType(1), vector.count)
+    bits = 32 if isinstance(vector.element, llvmir.FloatType) else 64
+    if op == "load":
+        fnty = llvmir.FunctionType(vector, [vector.as_pointer(), i32, mask, vector])
+    else:
+        fnty = llvmir.FunctionType(llvmir.VoidType(), [vector, vector.as_pointer(), i32, mask])
+    return cgutils.get_or_insert_function(builder.module, fnty,
+                                          f"llvm.masked.{op}.v{vector.count}f{bits}.p0")
+
+
+def _load_input(builder, masked_load, ptr, vector, align, mask):
+    """One vector from ``ptr``: all lanes, or with a ``mask``, those it sets (the others zero)."""
+    ptr = builder.bitcast(ptr, vector.as_pointer())
+    if mask is None:
+        return builder.load(ptr, align=align)
+    return builder.call(masked_load, [ptr, llvmir.IntType(32)(align), mask,
+                                      llvmir.Constant(vector, None)])
+
+
+def _readers(context, builder, signature, args):
+    """``(data, int_arg)``: an array argument's data pointer, an integer argument as ``ty`` (int64)."""
+    tys = signature.args
+
+    def data(j):
+        return context.make_array(tys[j])(context, builder, args[j]).data
+
+    def int_arg(j, ty=numba.types.int64):
+        return context.cast(builder, args[j], tys[j], ty)
+
+    return data, int_arg
+
+
 def row_taps_block(rows, masked=False):
     """An intrinsic computing one vector of pixels in each of ``rows`` output rows of a one-channel convolution.
 
@@ -359,26 +394,14 @@ def row_taps_block(rows, masked=False):
 
         def codegen(context, builder, signature, args):
             tys = signature.args
-
-            def data(j):
-                return context.make_array(tys[j])(context, builder, args[j]).data
-
-            def int_arg(j, ty=numba.types.int64):
-                return context.cast(builder, args[j], tys[j], ty)
-
+            data, int_arg = _readers(context, builder, signature, args)
             s, offs, cols, w, out_ = data(0), data(3), data(4), data(6), data(8)
             base_, xstep_, E_, kw_, a0_, ostep_ = (int_arg(j) for j in (1, 2, 5, 7, 9, 10))
-            scalar, vector, lanes, align = _vector_of(context, tys[0].dtype)
+            c0_, W_, n_ = (int_arg(j, numba.types.int32) for j in (11, 12, 13))
+            _, vector, lanes, align = _vector_of(context, tys[0].dtype)
             fma = _fma(builder, vector)
             i32 = llvmir.IntType(32)
-            mask_ty = llvmir.VectorType(llvmir.IntType(1), lanes)
-            bits = 32 if isinstance(scalar, llvmir.FloatType) else 64
-            c0_, W_, n_ = (int_arg(j, numba.types.int32) for j in (11, 12, 13))
-            if masked:
-                load = cgutils.get_or_insert_function(
-                    builder.module, llvmir.FunctionType(vector, [vector.as_pointer(), i32, mask_ty,
-                                                                 vector]),
-                    f"llvm.masked.load.v{lanes}f{bits}.p0")
+            load = _masked_intrinsic(builder, vector, "load")
             starts = [builder.gep(s, [builder.add(base_, builder.mul(xstep_, _I64(v)))])
                       for v in range(rows)]
             wrow = builder.gep(w, [kw_])
@@ -392,11 +415,8 @@ def row_taps_block(rows, masked=False):
                     mask = _lane_mask(builder, lanes, builder.neg(col), builder.sub(W_, col))
                 new = []
                 for v in range(rows):
-                    ptr = builder.bitcast(builder.gep(starts[v], [off]), vector.as_pointer())
-                    if masked:
-                        x = builder.call(load, [ptr, i32(align), mask, llvmir.Constant(vector, None)])
-                    else:
-                        x = builder.load(ptr, align=align)
+                    x = _load_input(builder, load, builder.gep(starts[v], [off]), vector, align,
+                                    mask if masked else None)
                     new.append(builder.call(fma, [wk, x, acc_[v]]))
                 return new, 1
 
@@ -440,26 +460,14 @@ def stencil_block(rows, R, masked=False):
 
         def codegen(context, builder, signature, args):
             tys = signature.args
-
-            def data(j):
-                return context.make_array(tys[j])(context, builder, args[j]).data
-
-            def int_arg(j, ty=numba.types.int64):
-                return context.cast(builder, args[j], tys[j], ty)
-
+            data, int_arg = _readers(context, builder, signature, args)
             s_, w, out_ = data(0), data(5), data(7)
             base_, xstep_, S_, dw_, kw_, a0_, ostep_ = (int_arg(j) for j in (1, 2, 3, 4, 6, 8, 9))
             c0_, W_, n_ = (int_arg(j, numba.types.int32) for j in (10, 11, 12))
-            scalar, vector, lanes, align = _vector_of(context, tys[0].dtype)
+            _, vector, lanes, align = _vector_of(context, tys[0].dtype)
             fma = _fma(builder, vector)
             i32 = llvmir.IntType(32)
-            mask_ty = llvmir.VectorType(llvmir.IntType(1), lanes)
-            bits = 32 if isinstance(scalar, llvmir.FloatType) else 64
-            if masked:
-                load = cgutils.get_or_insert_function(
-                    builder.module, llvmir.FunctionType(vector, [vector.as_pointer(), i32, mask_ty,
-                                                                 vector]),
-                    f"llvm.masked.load.v{lanes}f{bits}.p0")
+            load = _masked_intrinsic(builder, vector, "load")
             starts = [builder.gep(s_, [builder.add(base_, builder.mul(xstep_, _I64(j)))])
                       for j in range(rows + R - 1)]
             wrows = [builder.gep(w, [builder.add(kw_, builder.mul(S_, _I64(r)))]) for r in range(R)]
@@ -473,11 +481,8 @@ def stencil_block(rows, R, masked=False):
                     mask = _lane_mask(builder, lanes, builder.neg(col), builder.sub(W_, col))
                 new = list(acc_)
                 for j in range(rows + R - 1):
-                    ptr = builder.bitcast(builder.gep(starts[j], [off]), vector.as_pointer())
-                    if masked:
-                        x = builder.call(load, [ptr, i32(align), mask, llvmir.Constant(vector, None)])
-                    else:
-                        x = builder.load(ptr, align=align)
+                    x = _load_input(builder, load, builder.gep(starts[j], [off]), vector, align,
+                                    mask if masked else None)
                     for v in range(max(0, j - R + 1), min(rows, j + 1)):
                         new[v] = builder.call(fma, [wk[j - v], x, new[v]])
                 return new, 1
@@ -497,14 +502,10 @@ def stencil_block(rows, R, masked=False):
 def _store_rows(context, builder, sums, bias, bias_type, dtype, out, a0, ostep, n, stream):
     """Store ``sums[v] + bias`` at ``out + a0 + v*ostep``: the first ``n`` lanes, or, where
     ``stream`` (an ``i64``) is nonzero, whole vectors non-temporally (see :func:`row_taps_block`)."""
-    scalar, vector, lanes, align = _vector_of(context, dtype)
+    _, vector, lanes, align = _vector_of(context, dtype)
     i32 = llvmir.IntType(32)
     add = _splat(builder, context.cast(builder, bias, bias_type, dtype), vector)
-    bits = 32 if isinstance(scalar, llvmir.FloatType) else 64
-    masked_store = cgutils.get_or_insert_function(
-        builder.module, llvmir.FunctionType(llvmir.VoidType(), [
-            vector, vector.as_pointer(), i32, llvmir.VectorType(llvmir.IntType(1), lanes)]),
-        f"llvm.masked.store.v{lanes}f{bits}.p0")
+    masked_store = _masked_intrinsic(builder, vector, "store")
     nontemporal = builder.module.add_metadata([i32(1)])
     values = [builder.fadd(total, add) for total in sums]
     ptrs = [builder.bitcast(builder.gep(out, [builder.add(a0, builder.mul(ostep, _I64(v)))]),
