@@ -43,7 +43,7 @@ def _conv_steps(dtype):
     # direct engine (short reductions), big enough for the parallel build and
     # for the weight gradient's parallel path
     direct = forward_and_grads(*arrays((4, 8, 32, 32), (16, 8, 3, 3)), padding=1)
-    # depthwise engine (one input channel per group), its stencil blocks
+    # depthwise engine (one input and one output channel per group), its stencils
     depthwise = forward_and_grads(*arrays((2, 8, 24, 40), (8, 1, 3, 3)), padding=1, groups=8)
     # a few multiply-adds: the builds that run on the calling thread
     small = forward_and_grads(*arrays((1, 2, 5, 5), (3, 2, 2, 2)))

@@ -1,4 +1,4 @@
-"""Depthwise engine: one input channel per group, unit column stride, read in place.
+"""Depthwise engine: one input and one output channel per group, unit column stride.
 
 A depthwise convolution does few multiply-adds per element it moves (9 per
 output for a 3x3 filter), so its time is memory traffic.  The direct

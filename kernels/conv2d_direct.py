@@ -47,9 +47,9 @@ rows are shorter than 8 pixels (:func:`.conv2d_forward.choose_engine`):
   normal store first reads the line it overwrites, and that made the
   write-back a quarter to a third of a float64 layer's time.
 
-Depthwise convolutions (one input channel per group) at unit column stride
-do not reach this engine's loops: :func:`run_direct` hands them to
-:mod:`.conv2d_depthwise`, which reads the input in place.
+Depthwise convolutions (one input and one output channel per group) at unit
+column stride do not reach this engine's loops: :func:`run_direct` hands
+them to :mod:`.conv2d_depthwise`, which reads the input in place.
 
 The engine runs on :func:`._tasks.run_tasks`, the parallel kernel all
 engines share, with the 4-D arrays and one plan array (:func:`direct_plan`:
