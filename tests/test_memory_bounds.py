@@ -51,6 +51,11 @@ _CONVS = [
     (2, 6, 9, 9, 6, 3, 1, 1, 6),
     (1, 32, 13, 13, 32, 3, 1, 1, 32),
     (2, 3, 11, 11, 3, 5, 2, 1, 3),
+    # depthwise engine on rows of whole vectors: unmasked reads in place,
+    # up to the input's last element (no padding), 4-row stencil groups
+    (2, 2, 8, 32, 2, 3, 0, 1, 2),
+    (1, 3, 12, 37, 3, 5, 2, 1, 3),  # 5-row stencil, ragged rows, masked ends
+    (1, 2, 10, 33, 2, 2, 0, 1, 2),  # 2-row filter: the tap-list blocks
     (2, 16, 9, 9, 24, 3, 1, 2, 1),  # stride 2: packed engine, input-gradient phases
     (2, 64, 5, 5, 16, 3, 1, 1, 1),  # long reduction: packed engine
     (2, 5, 8, 8, 8, 3, 1, 1, 1),  # narrow image: column-shifted band (forward and gradient)
